@@ -1,0 +1,2 @@
+"""lavida-bench: evaluation and benchmarking harness for Lavida-O."""
+__version__ = "0.1.0"

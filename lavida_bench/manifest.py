@@ -1,0 +1,112 @@
+"""The run manifest: everything needed to know what produced a run folder.
+
+Resolved config, package versions, git revision, device, seeds, and fingerprints of every weight
+and data file used, plus each task's version. Resuming into a folder whose manifest says the
+outputs came from different settings is refused, listing what differs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lavida_bench import __version__
+from lavida_bench.store import StoreError, write_json
+
+PACKAGES = ("torch", "torchvision", "transformers", "diffusers", "safetensors", "omegaconf",
+            "pandas", "numpy", "pillow", "pycocotools", "torchmetrics", "clean-fid", "lmms-eval")
+# Config keys that may change between a run and its resume without changing any output.
+RESUME_FREE_KEYS = ("output", "batch_size", "name")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision() -> str | None:
+    """Revision of the lavida-bench source tree, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if rev.returncode != 0:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def device_info(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": device, "platform": platform.platform(),
+                            "python": sys.version.split()[0], "cpu_threads": torch.get_num_threads()}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        idx = torch.device(device).index or 0
+        info["gpu"] = torch.cuda.get_device_name(idx)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def build_manifest(config: dict[str, Any], *, model: dict[str, Any], tasks: list[dict[str, Any]],
+                   backends: dict[str, Any], device: str, world_size: int) -> dict[str, Any]:
+    return {
+        "lavida_bench": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "config": config,
+        "seed": config.get("seed"),
+        "versions": package_versions(),
+        "git": git_revision(),
+        "device": device_info(device),
+        "world_size": world_size,
+        "model": model,
+        "tasks": tasks,
+        "backends": backends,
+    }
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Key paths whose values differ between two resolved configs (resume-free keys ignored)."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in RESUME_FREE_KEYS:
+            continue
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, path + ".")
+        elif a != b:
+            diffs.append(f"{path}: {a!r} -> {b!r}")
+    return diffs
+
+
+def write_or_check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """First run: write. Resume: refuse if the settings differ, else keep the original manifest
+    and append this invocation to its `resumes` list."""
+    import json
+
+    if path.exists():
+        old = json.loads(path.read_text())
+        diffs = config_differences(old.get("config", {}), manifest["config"])
+        for key in ("model", "tasks"):
+            if old.get(key) != manifest.get(key):
+                diffs.append(f"{key}: fingerprints or versions differ")
+        if diffs:
+            raise StoreError(f"{path}: this run folder was made with different settings; "
+                             "use a new --output or restore them:\n  " + "\n  ".join(diffs))
+        old.setdefault("resumes", []).append({"created": manifest["created"], "command": manifest["command"],
+                                              "world_size": manifest["world_size"]})
+        write_json(path, old)
+    else:
+        write_json(path, manifest)

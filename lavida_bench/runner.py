@@ -1,0 +1,146 @@
+"""Generation stage: task x variant grid -> one durable output record per sample.
+
+Resumable and world-size independent: finished ids are read from every record file of the
+task/variant (merged file and all rank shards), the remaining ids are sorted and dealt out
+round-robin to ranks, and each rank appends to its own shard. Seeds come from sample ids, so a
+sample's output is the same whichever rank, batch or resume produced it.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from lavida_bench.config import RunConfig
+from lavida_bench.dist import World, barrier, shard
+from lavida_bench.protocol import Model, Request, Result, call_capability
+from lavida_bench.seeds import sample_seed
+from lavida_bench.store import JsonlWriter, RunStore, StoreError, iter_batches
+from lavida_bench.tasks.base import Sample, Task, Variant
+
+
+@dataclass
+class Progress:
+    """Counts for one task/variant on this rank."""
+
+    total: int = 0
+    done_before: int = 0
+    generated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def task_variants(cfg: RunConfig, tasks: dict[str, Task]) -> list[tuple[str, Variant]]:
+    """The task x variant grid of a run, in config order."""
+    grid = []
+    for name, task in tasks.items():
+        names = cfg.tasks[name].variants or list(task.variants)
+        grid += [(name, Variant(v, cfg.variants[v].to_options())) for v in names]
+    return grid
+
+
+def load_samples(cfg: RunConfig, tasks: dict[str, Task]) -> dict[str, list[Sample]]:
+    """Load every task's records up front, so a broken dataset is refused before model time."""
+    out = {}
+    for name, task in tasks.items():
+        samples = task.load()
+        limit = cfg.tasks[name].limit
+        out[name] = samples[:limit] if limit is not None else samples
+    return out
+
+
+def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples: dict[str, list[Sample]],
+                   store: RunStore, world: World, progress: bool = True) -> dict[tuple[str, str], Progress]:
+    summary = {}
+    for task_name, variant in task_variants(cfg, tasks):
+        if world.is_main:
+            store.repair(task_name, variant.name)
+        barrier(world)
+        summary[(task_name, variant.name)] = run_task_variant(
+            cfg, model, tasks[task_name], samples[task_name], variant, store, world, progress)
+        barrier(world)
+        if world.is_main:
+            store.merge(task_name, variant.name)
+        barrier(world)
+    return summary
+
+
+def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sample], variant: Variant,
+                     store: RunStore, world: World, progress: bool) -> Progress:
+    done = store.finished_ids(task.name, variant.name)
+    todo = sorted((s for s in samples if s.id not in done), key=lambda s: s.id)
+    mine = shard(todo, world)
+    stats = Progress(total=len(samples), done_before=len(done & {s.id for s in samples}))
+    bar = tqdm(total=len(mine), desc=f"{task.name}/{variant.name}", unit="sample", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    with JsonlWriter(store.part_path(task.name, variant.name, world.rank)) as writer:
+        for batch in iter_batches(mine, cfg.batch_size):
+            for record in generate_batch(cfg, model, task, batch, variant, store):
+                writer.write(record)
+                stats.generated += 1
+                if record["status"] != "ok":
+                    stats.errors.append(f"{record['id']}: {record['error']}")
+                bar.update(1)
+    bar.close()
+    return stats
+
+
+def generate_batch(cfg: RunConfig, model: Model, task: Task, batch: list[Sample], variant: Variant,
+                   store: RunStore) -> list[dict[str, Any]]:
+    """Records for one batch; a failing batch is retried sample by sample so one bad sample
+    costs only its own record."""
+    records: dict[str, dict[str, Any]] = {}
+    requests: list[tuple[Sample, Request]] = []
+    for sample in batch:
+        try:
+            req = task.request(sample, variant)
+            req.seed = sample_seed(cfg.seed, task.name, sample.id)
+            requests.append((sample, req))
+        except StoreError:
+            raise
+        except Exception as err:  # bad data for this sample: record it and go on
+            records[sample.id] = error_record(task, variant, sample, "request", err)
+    groups = [requests] if len(requests) > 1 else [[r] for r in requests]
+    while groups:
+        group = groups.pop(0)
+        try:
+            start = time.perf_counter()
+            results = call_capability(model, [r for _, r in group])
+            per_sample = (time.perf_counter() - start) / len(group)
+        except StoreError:
+            raise
+        except Exception as err:
+            if len(group) > 1:
+                groups = [[r] for r in group] + groups
+                continue
+            sample, _ = group[0]
+            records[sample.id] = error_record(task, variant, sample, "model", err)
+            continue
+        for (sample, req), result in zip(group, results):
+            records[sample.id] = ok_record(task, variant, sample, req, result, store, per_sample)
+    return [records[s.id] for s in batch]
+
+
+def ok_record(task: Task, variant: Variant, sample: Sample, req: Request, result: Result,
+              store: RunStore, runner_s: float) -> dict[str, Any]:
+    output: dict[str, Any] = {"text": result.text, "boxes": result.boxes, "image": None, "attempts": []}
+    if result.image is not None:
+        output["image"] = store.image_relpath(task.name, variant.name, sample.id)
+        store.save_image(result.image, output["image"])
+    for k, attempt in enumerate(result.attempts):
+        rel = store.image_relpath(task.name, variant.name, sample.id, f"-attempt{k}")
+        store.save_image(attempt, rel)
+        output["attempts"].append(rel)
+    trace = result.trace.to_json()
+    trace["runner_s"] = runner_s
+    return {"id": sample.id, "task": task.name, "variant": variant.name, "seed": req.seed,
+            "status": "ok", "prompt_sha256": hashlib.sha256(req.prompt.encode()).hexdigest()[:16],
+            "output": output, "trace": trace}
+
+
+def error_record(task: Task, variant: Variant, sample: Sample, stage: str, err: Exception) -> dict[str, Any]:
+    return {"id": sample.id, "task": task.name, "variant": variant.name, "status": "error",
+            "stage": stage, "error": f"{type(err).__name__}: {err}"}
