@@ -45,8 +45,8 @@ def validate(cfg: RunConfig) -> list[str]:
             problems.append(f"tasks.{name}.data: {tcfg.data} does not exist")
         try:
             TASKS.get(name)(tcfg.data, tcfg.options)
-        except (ValueError, TypeError, KeyError) as err:
-            problems.append(f"tasks.{name}.options: {err}")
+        except Exception as err:  # validate reports every problem instead of stopping at one
+            problems.append(f"tasks.{name}: cannot build the task: {type(err).__name__}: {err}")
     for key, value in vars(cfg.backends).items():
         if (key.endswith("_path") or key == "fid_reference") and value and not Path(value).exists():
             problems.append(f"backends.{key}: {value} does not exist")
