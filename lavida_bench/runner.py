@@ -18,6 +18,7 @@ from tqdm import tqdm
 from lavida_bench.config import RunConfig
 from lavida_bench.dist import World, barrier, shard
 from lavida_bench.protocol import Model, Request, Result, call_capability
+from lavida_bench.safety import redact
 from lavida_bench.seeds import sample_seed
 from lavida_bench.store import JsonlWriter, RunStore, StoreError, iter_batches
 from lavida_bench.tasks.base import Sample, Task, Variant
@@ -143,4 +144,4 @@ def ok_record(task: Task, variant: Variant, sample: Sample, req: Request, result
 
 def error_record(task: Task, variant: Variant, sample: Sample, stage: str, err: Exception) -> dict[str, Any]:
     return {"id": sample.id, "task": task.name, "variant": variant.name, "status": "error",
-            "stage": stage, "error": f"{type(err).__name__}: {err}"}
+            "stage": stage, "error": redact(f"{type(err).__name__}: {err}")}

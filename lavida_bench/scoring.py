@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lavida_bench.safety import redact
 from lavida_bench.store import JsonlWriter, RunStore, StoreError, write_json
 from lavida_bench.tasks.base import Sample, ScoreContext, Task, Variant
 
@@ -41,7 +42,7 @@ def score_task_variant(task: Task, variant: str, samples: list[Sample], store: R
             except StoreError:
                 raise
             except Exception as err:  # a scorer failure is recorded, never fatal for the run
-                entry = {**base, "status": "error", "error": f"{type(err).__name__}: {err}"}
+                entry = {**base, "status": "error", "error": redact(f"{type(err).__name__}: {err}")}
             writer.write(entry)
             previous[sid] = entry
     return summarize(task, variant, samples, outputs, previous)
