@@ -21,7 +21,7 @@ from lavida_bench.protocol import Model, Request, Result, call_capability
 from lavida_bench.safety import redact
 from lavida_bench.seeds import sample_seed
 from lavida_bench.store import JsonlWriter, RunStore, StoreError, iter_batches
-from lavida_bench.tasks.base import Sample, Task, Variant
+from lavida_bench.tasks.base import DataError, Sample, Task, Variant
 
 
 @dataclass
@@ -48,6 +48,13 @@ def load_samples(cfg: RunConfig, tasks: dict[str, Task]) -> dict[str, list[Sampl
     out = {}
     for name, task in tasks.items():
         samples = task.load()
+        if not samples:
+            raise DataError(f"task {name}: no records found in {task.data_dir}")
+        seen: set[str] = set()
+        for s in samples:
+            if s.id in seen:
+                raise DataError(f"task {name}: duplicate sample id {s.id!r} in {task.data_dir}")
+            seen.add(s.id)
         limit = cfg.tasks[name].limit
         out[name] = samples[:limit] if limit is not None else samples
     return out

@@ -28,6 +28,7 @@ def output_hash(record: dict[str, Any]) -> str:
 def score_task_variant(task: Task, variant: str, samples: list[Sample], store: RunStore,
                        ctx: ScoreContext, progress: bool = True) -> dict[str, Any]:
     by_id = {s.id: s for s in samples}
+    store.repair(task.name, variant)  # a kill during scoring may have torn the last score line
     outputs = store.outputs(task.name, variant)
     previous = store.scores(task.name, variant)
     todo = [sid for sid in sorted(outputs) if sid in by_id and outputs[sid].get("status") == "ok"

@@ -121,3 +121,30 @@ def test_resume_with_different_settings_is_refused(tmp_path, data):
     cfg.seed = 99
     with pytest.raises(Exception, match="seed: 0 -> 99"):
         execute(cfg, model=SeededModel(), progress=False)
+
+
+def test_duplicate_ids_and_empty_datasets_are_refused_before_model_time(tmp_path):
+    from lavida_bench.tasks.base import DataError
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "items.jsonl").write_text('{"id": "a", "q": "x", "a": "y"}\n{"id": "a", "q": "z", "a": "y"}\n')
+    model = SeededModel()
+    with pytest.raises(DataError, match="duplicate sample id 'a'"):
+        execute(config(tmp_path / "r", d), model=model, progress=False)
+    (d / "items.jsonl").write_text("")
+    with pytest.raises(DataError, match="no records found"):
+        execute(config(tmp_path / "r2", d), model=model, progress=False)
+    assert model.calls == 0
+
+
+def test_kill_during_scoring_resumes_without_rescoring(tmp_path, data):
+    cfg = config(tmp_path / "r", data)
+    first = execute(cfg, model=SeededModel(), progress=False).results
+    scores = tmp_path / "r/records/echo/plain/scores.jsonl"
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join(lines[:10]) + lines[10][:15])  # 10 scored, one torn
+    again = score_run(cfg, progress=False)
+    assert again["echo"]["plain"]["metrics"] == first["echo"]["plain"]["metrics"]
+    ids = [json.loads(l)["id"] for l in scores.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 30
