@@ -1,0 +1,1 @@
+"""Lavida-O network, checkpoint loading and inference."""

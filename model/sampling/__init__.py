@@ -1,0 +1,1 @@
+"""Masked-diffusion samplers: pure schedules and decoding loops over a logits function."""
