@@ -1,0 +1,70 @@
+"""A tiny Lavida-O with seeded random weights, saved in the release's exact on-disk layout.
+
+Tests and the demo load it through the same `load_checkpoint` path as the real 10B release. Its
+tokenizer is byte-level (any text tokenizes) plus the release's special tokens, LOC tokens and box
+delimiters as added special tokens; ids differ from the release's, which is why the model code
+reads ids from the tokenizer. Byte "!" gets id 0, as in LLaDA's vocabulary (§5.1).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lavida_bench.model.checkpoint import save_checkpoint
+from lavida_bench.model.config import LavidaConfig
+from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.tokens import N_LOC, SPECIAL_TOKENS
+from lavida_bench.model.vq import VQTokenizer, tiny_vq_config, vq_from_config
+
+
+def tiny_tokenizer():
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    # ByteLevel's printable-first byte order puts "!" (byte 33) first, like LLaDA's id 0.
+    ordered = sorted(alphabet, key=lambda ch: (ord(ch) > 255, ord(ch)))
+    vocab = {ch: i for i, ch in enumerate(ordered)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    specials = [*SPECIAL_TOKENS.values()][:9] + [f"<LOC_{i}>" for i in range(N_LOC)] + [*SPECIAL_TOKENS.values()][9:]
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>", model_max_length=8192)
+
+
+def init_weights(network: LavidaNetwork, seed: int) -> None:
+    """Seeded N(0, 0.02) weights; norms stay at one. Deterministic across machines (CPU generator)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in network.named_parameters():
+            if name.endswith("norm.weight") or "layer_norm" in name or ".norm" in name or (
+                    name.endswith(".weight") and p.ndim == 1 and "gen_" in name) or name.endswith("ln_f.weight"):
+                p.fill_(1.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+
+
+def make_tiny(seed: int = 0) -> tuple[LavidaNetwork, VQTokenizer, object]:
+    tokenizer = tiny_tokenizer()
+    cfg = LavidaConfig.tiny(vocab_size=len(tokenizer))
+    network = LavidaNetwork(cfg)
+    init_weights(network, seed)
+    torch.manual_seed(seed)
+    vq = VQTokenizer(vq_from_config(tiny_vq_config(cfg.codebook_size)))
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # diffusers' default init is seeded by the global RNG; make it explicit
+        for p in vq.model.parameters():
+            if p.ndim > 1:
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / max(1, p[0].numel()) ** 0.5))
+    return network.eval(), vq, tokenizer
+
+
+def make_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny checkpoint folder in the release layout; returns the folder."""
+    network, vq, tokenizer = make_tiny(seed)
+    return save_checkpoint(folder, network, vq, tokenizer)
