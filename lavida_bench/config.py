@@ -36,6 +36,7 @@ class ModelConfig:
     attn_implementation: str = "sdpa"  # sdpa | eager
     image_settings: str = "demo_1024"  # sampler preset for generation: demo_1024 | geneval_script
     grounding_frame: str = "pad_square"  # LOC coordinate frame: pad_square | per_axis
+    resolution: int = 1024  # default generation/editing side in pixels (a task or variant may override)
 
 
 @dataclass
