@@ -80,7 +80,7 @@ def shard_files(folder: Path) -> dict[str, list[str]]:
         for key, fname in weight_map.items():
             files.setdefault(fname, []).append(key)
     elif (folder / SINGLE_FILE).is_file():
-        with safe_open(folder / SINGLE_FILE, framework="pt") as f:
+        with open_safetensors(folder / SINGLE_FILE) as f:
             files = {SINGLE_FILE: list(f.keys())}
     else:
         raise CheckpointError(f"{folder}: no {INDEX_FILE} or {SINGLE_FILE} (expected the release's sharded safetensors)")
@@ -90,12 +90,20 @@ def shard_files(folder: Path) -> dict[str, list[str]]:
     return files
 
 
+def open_safetensors(path: Path, device: str | torch.device = "cpu"):
+    """safe_open with an error that names the file (a pickle or a truncated file is refused unread)."""
+    try:
+        return safe_open(path, framework="pt", device=str(device))
+    except Exception as err:  # safetensors raises its own SafetensorError for headers it cannot parse
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err}); pickled weights are never loaded") from err
+
+
 def read_tensors(folder: Path, device: str | torch.device, dtype: torch.dtype | None) -> tuple[dict, dict]:
     """(model tensors, vq tensors) read shard by shard straight onto `device`."""
     model_sd: dict[str, torch.Tensor] = {}
     vq_sd: dict[str, torch.Tensor] = {}
     for fname, keys in shard_files(folder).items():
-        with safe_open(folder / fname, framework="pt", device=str(device)) as f:
+        with open_safetensors(folder / fname, device) as f:
             present = set(f.keys())
             lost = [k for k in keys if k not in present]
             if lost:
@@ -114,6 +122,8 @@ def check_keys(network: LavidaNetwork, tensors: dict[str, torch.Tensor]) -> KeyR
     report = KeyReport(missing=sorted(set(expected) - set(tensors)), unexpected=sorted(set(tensors) - set(expected)))
     report.mismatched = sorted(f"{k}: file {list(tensors[k].shape)} vs model {list(shape)}"
                                for k, shape in expected.items() if k in tensors and tuple(tensors[k].shape) != shape)
+    report.mismatched += sorted(f"{k}: file dtype {tensors[k].dtype}, expected a floating-point tensor"
+                                for k in expected if k in tensors and not tensors[k].is_floating_point())
     return report
 
 

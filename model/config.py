@@ -118,6 +118,10 @@ class LavidaConfig:
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "LavidaConfig":
+        kind = (raw.get("model_type"), tuple(raw.get("architectures") or ()))
+        if kind[0] not in ("llada", "llava_llada") and "LlavaLladaForMaskedDiffusion" not in kind[1]:
+            raise ValueError(f"{source}: not a Lavida-O config (model_type={kind[0]!r}, architectures="
+                             f"{list(kind[1])}); expected model_type 'llada' with LlavaLladaForMaskedDiffusion")
         problems = [f"{source}: {key} is {raw[key]!r}, this implementation supports only {want!r}"
                     for key, want in REQUIRED_VALUES.items() if key in raw and raw[key] != want]
         if raw.get("n_kv_heads", raw.get("n_heads")) != raw.get("n_heads"):
@@ -165,7 +169,7 @@ class LavidaConfig:
     @classmethod
     def official(cls) -> "LavidaConfig":
         """The released checkpoint's config (Demo cell 3, lavida-o-model.md §1.2)."""
-        return cls.from_dict({**REQUIRED_VALUES, "d_model": 4096, "n_heads": 32, "n_kv_heads": 32,
+        return cls.from_dict({**REQUIRED_VALUES, "model_type": "llada", "d_model": 4096, "n_heads": 32, "n_kv_heads": 32,
                               "n_layers": 32, "mlp_hidden_size": 12288, "embedding_size": 127378,
                               "d_model_gen": 2048, "mlp_hidden_size_gen": 8192, "dual_tower_layers": 16,
                               "downsample": True, "mm_vqvae": "jacklishufan/LaViDa-O-v1.0"}, "official")
@@ -175,7 +179,7 @@ class LavidaConfig:
         """A few-MB model with every structural feature of the release (both branches, joint and
         decoupled layers, anyres tiles, down/up-sampling), for tests and the demo."""
         return cls.from_dict({
-            **REQUIRED_VALUES, "d_model": 64, "n_heads": 4, "n_kv_heads": 4, "n_layers": 4,
+            **REQUIRED_VALUES, "model_type": "llada", "d_model": 64, "n_heads": 4, "n_kv_heads": 4, "n_layers": 4,
             "mlp_hidden_size": 128, "embedding_size": vocab_size, "d_model_gen": 32,
             "mlp_hidden_size_gen": 64, "dual_tower_layers": 1, "downsample": True, "mm_hidden_size": 32,
             "image_grid_pinpoints": [[56, 112], [112, 56], [112, 112], [168, 56], [56, 168]],

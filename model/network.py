@@ -291,13 +291,15 @@ class LavidaNetwork(nn.Module):
     # --- the transformer ---------------------------------------------------------------------
     def forward(self, embeds: Tensor, *, gen_mask: Tensor | None = None, valid: Tensor | None = None,
                 positions: Tensor | None = None, cache: PrefixCache | None = None,
-                use_cache: bool = False) -> tuple[Tensor, PrefixCache | None]:
+                use_cache: bool = False, image_only: bool = False) -> tuple[Tensor, PrefixCache | None]:
         """Run all blocks over `embeds [B, L, d]`; returns post-ln_f states `[B, L, d]` and, with
         `use_cache`, the prefix cache of this call (appended to `cache` when one was given).
 
         `valid [B, L]` marks real positions (padding is never attended); `positions [B, L]` are
         RoPE indices (default: consecutive after the cache). `gen_mask [B, L]` routes rows to
-        the generation branch.
+        the generation branch. `image_only` skips the text rows after the last joint block: they
+        cannot reach the image any more (decoupled attention), so image logits are unchanged while
+        the text rows' final states become meaningless (the release's IGNORE_TEXT_LOSS, §3.2).
         """
         b, n, _ = embeds.shape
         dev = embeds.device
@@ -315,6 +317,9 @@ class LavidaNetwork(nn.Module):
         x = embeds
         new_layers = []
         for i, block in enumerate(self.model.transformer.blocks):
+            if image_only and i == self.config.joint_layers and gen_mask is not None and cache is None:
+                x = self._gen_rows_only(x, gen_mask, positions, i)
+                break
             x, current = block(x, gen_mask, rope, masks, cache.layers[i] if cache else None,
                                self.attn_implementation)
             if use_cache:
@@ -327,6 +332,26 @@ class LavidaNetwork(nn.Module):
             last = (positions.masked_fill(~valid, -1).max(dim=1).values + 1)
             new_cache = PrefixCache(new_layers, key_valid, last)
         return x, new_cache
+
+    def _gen_rows_only(self, x: Tensor, gen: Tensor, positions: Tensor, start: int) -> Tensor:
+        """Run blocks `start..` (all decoupled) on each row's gen-branch rows alone, padded to the
+        longest row with the padding never attended."""
+        b, d = x.shape[0], x.shape[-1]
+        counts = gen.sum(1)
+        m = int(counts.max())
+        slot_valid = torch.arange(m, device=x.device)[None, :] < counts[:, None]  # [b, m]
+        xg = x.new_zeros(b, m, d)
+        xg[slot_valid] = x[gen]
+        pos = positions.new_zeros(b, m)
+        pos[slot_valid] = positions[gen]
+        rope = rope_tables(pos, self.config.head_dim, self.config.rope_theta)
+        key_mask = None if bool(slot_valid.all()) else slot_valid[:, None, None, :]
+        all_gen = torch.ones(b, m, dtype=torch.bool, device=x.device)
+        for block in self.model.transformer.blocks[start:]:
+            xg, _ = block(xg, all_gen, rope, Masks(key_mask, key_mask), None, self.attn_implementation)
+        out = x.clone()
+        out[gen] = xg[slot_valid]
+        return out
 
     @staticmethod
     def _masks(key_valid: Tensor, gen: Tensor | None, cache: PrefixCache | None) -> Masks:

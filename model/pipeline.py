@@ -81,7 +81,8 @@ class LavidaPipeline:
     capabilities = frozenset({"understand", "ground", "generate", "edit"})
 
     def __init__(self, checkpoint: Checkpoint, *, image_settings: str = "demo_1024", resolution: int = 1024,
-                 grounding_frame: str = "pad_square", dtype: torch.dtype | None = None):
+                 grounding_frame: str = "pad_square", dtype: torch.dtype | None = None,
+                 image_only: bool = True):
         if image_settings not in prompts.IMAGE_SETTINGS:
             raise ValueError(f"image_settings {image_settings!r}: choose one of {sorted(prompts.IMAGE_SETTINGS)}")
         self.ck = checkpoint
@@ -90,6 +91,7 @@ class LavidaPipeline:
         self.image_settings_name = image_settings
         self.resolution = resolution
         self.grounding_frame = grounding_frame
+        self.image_only = image_only  # skip text rows after the joint blocks while drawing (same images)
         self.dtype = dtype or next(self.net.parameters()).dtype
         self.builder = SequenceBuilder(self.net, self.tokenizer, self.ids.bos, self.ids.eos)
         vis = checkpoint.config.vision
@@ -386,7 +388,7 @@ class LavidaPipeline:
             embeds = stacked.clone()
             code_embeds = self.net.embed_codes(codes, side).to(embeds.dtype)  # [b, n_pos, d]
             embeds[gen_all] = code_embeds.repeat(k, 1, 1).reshape(-1, embeds.shape[-1])
-            hidden, _ = self.net(embeds, gen_mask=route, valid=valid)
+            hidden, _ = self.net(embeds, gen_mask=route, valid=valid, image_only=self.image_only)
             logits = self.net.code_logits(hidden[gen_all].view(k * b, -1, hidden.shape[-1]), side).float()
             parts = logits.split(b)
             if k == 3:
