@@ -21,6 +21,7 @@ EPILOG = {
     "ls": "example: lavida-bench ls runs/",
     "validate": "example: lavida-bench validate --config paper model.checkpoint=/ckpt",
     "demo": "example: lavida-bench demo --output runs/demo",
+    "model-info": "example: lavida-bench model-info --checkpoint /ckpt/LaViDa-O-v1.0",
 }
 
 
@@ -93,6 +94,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return finish(outcome.output, outcome.errors)
 
 
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from lavida_bench.model.info import model_info, render
+
+    info = model_info(args.preset, args.checkpoint)
+    print(json.dumps(info, indent=2, default=str) if args.json else render(info))
+    keys = info.get("checkpoint", {}).get("keys", {})
+    return 1 if any(keys.values()) else 0
+
+
 def finish(output: Path, errors: int) -> int:
     if errors:
         print(f"finished with {errors} error(s); see error records under {output}/records", file=sys.stderr)
@@ -111,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ls": (cmd_ls, "list run folders and how complete they are"),
         "validate": (cmd_validate, "check a config and every path it names, without running"),
         "demo": (cmd_demo, "run every task and variant on a tiny model with synthetic data"),
+        "model-info": (cmd_model_info, "config, parameter counts per branch/task, checkpoint key report"),
     }
     for name, (fn, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG[name])
@@ -127,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("runs", nargs="+", help="run folders")
         if name == "ls":
             p.add_argument("root", nargs="?", default="runs", help="folder holding run folders")
+        if name == "model-info":
+            src = p.add_mutually_exclusive_group()
+            src.add_argument("--preset", choices=["official", "tiny"], help="a built-in size (default: official)")
+            src.add_argument("--checkpoint", help="a checkpoint folder in the release layout")
+            p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         if name == "demo":
             p.add_argument("--output", default="runs/demo", help="where to write the demo run")
     return parser

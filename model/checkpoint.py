@@ -117,13 +117,26 @@ def read_tensors(folder: Path, device: str | torch.device, dtype: torch.dtype | 
     return model_sd, vq_sd
 
 
-def check_keys(network: LavidaNetwork, tensors: dict[str, torch.Tensor]) -> KeyReport:
+def tensor_specs(folder: Path) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """key -> (shape, is floating point), read from the safetensors headers only (no tensor data)."""
+    specs = {}
+    for fname, keys in shard_files(folder).items():
+        with open_safetensors(folder / fname) as f:
+            for key in keys:
+                sl = f.get_slice(key)
+                specs[key] = (tuple(sl.get_shape()), sl.get_dtype().startswith(("F", "BF")))
+    return specs
+
+
+def check_keys(network: LavidaNetwork, specs: dict[str, tuple[tuple[int, ...], bool]]) -> KeyReport:
+    """Compare the file's keys (without `model.vqvae.*`) to the network's state_dict."""
+    specs = {k: v for k, v in specs.items() if not k.startswith(VQ_PREFIX)}
     expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
-    report = KeyReport(missing=sorted(set(expected) - set(tensors)), unexpected=sorted(set(tensors) - set(expected)))
-    report.mismatched = sorted(f"{k}: file {list(tensors[k].shape)} vs model {list(shape)}"
-                               for k, shape in expected.items() if k in tensors and tuple(tensors[k].shape) != shape)
-    report.mismatched += sorted(f"{k}: file dtype {tensors[k].dtype}, expected a floating-point tensor"
-                                for k in expected if k in tensors and not tensors[k].is_floating_point())
+    report = KeyReport(missing=sorted(set(expected) - set(specs)), unexpected=sorted(set(specs) - set(expected)))
+    report.mismatched = sorted(f"{k}: file {list(specs[k][0])} vs model {list(shape)}"
+                               for k, shape in expected.items() if k in specs and specs[k][0] != shape)
+    report.mismatched += sorted(f"{k}: file holds a non-floating-point tensor"
+                                for k in expected if k in specs and not specs[k][1])
     return report
 
 
@@ -148,10 +161,10 @@ def load_checkpoint(folder: str | Path, *, device: str = "cpu", dtype: torch.dty
     cfg = LavidaConfig.from_json(folder / "config.json")
     with torch.device("meta"):
         network = LavidaNetwork(cfg, attn_implementation)
-    tensors, vq_tensors = read_tensors(folder, device, dtype)
-    report = check_keys(network, tensors)
+    report = check_keys(network, tensor_specs(folder))  # refuse before reading any tensor data
     if strict and not report.ok:
         raise CheckpointError(f"{folder}: checkpoint keys do not match the model: {report.describe()}")
+    tensors, vq_tensors = read_tensors(folder, device, dtype)
     network.load_state_dict({k: v for k, v in tensors.items() if k in network.state_dict()}, strict=False, assign=True)
     restore_buffers(network, device)
     network.eval().requires_grad_(False)
