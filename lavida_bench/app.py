@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.backends import Backends
+from lavida_bench.backends import Backends, config_problems
 from lavida_bench.config import ConfigError, RunConfig, to_dict
 from lavida_bench.dist import World, barrier, init_world
 from lavida_bench.fingerprint import path_fingerprint
@@ -47,9 +47,7 @@ def validate(cfg: RunConfig) -> list[str]:
             TASKS.get(name)(tcfg.data, tcfg.options)
         except Exception as err:  # validate reports every problem instead of stopping at one
             problems.append(f"tasks.{name}: cannot build the task: {type(err).__name__}: {err}")
-    for key, value in vars(cfg.backends).items():
-        if (key.endswith("_path") or key == "fid_reference") and value and not Path(value).exists():
-            problems.append(f"backends.{key}: {value} does not exist")
+    problems += config_problems(cfg.backends)
     return problems
 
 
@@ -60,7 +58,7 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
     tasks = build_tasks(cfg)
     samples = load_samples(cfg, tasks)
     model = model or build_model(cfg.model)
-    backends = Backends(cfg.backends)
+    backends = Backends(cfg.backends, cache_dir=store.root)  # judge cache lives with the run
     write_manifest(cfg, model, tasks, samples, backends, store, world)
     generation = run_generation(cfg, model, tasks, samples, store, world, progress)
     results: dict[str, Any] = {}
@@ -77,7 +75,7 @@ def score_run(cfg: RunConfig, progress: bool = True) -> dict[str, Any]:
     store = RunStore(cfg.output)
     tasks = build_tasks(cfg)
     samples = load_samples(cfg, tasks)
-    ctx = ScoreContext(run_dir=store.root, backends=Backends(cfg.backends), seed=cfg.seed)
+    ctx = ScoreContext(run_dir=store.root, backends=Backends(cfg.backends, cache_dir=store.root), seed=cfg.seed)
     return run_scoring(tasks, task_variants(cfg, tasks), samples, store, ctx, progress)
 
 
