@@ -21,6 +21,8 @@ EPILOG = {
     "ls": "example: lavida-bench ls runs/",
     "validate": "example: lavida-bench validate --config paper model.checkpoint=/ckpt",
     "demo": "example: lavida-bench demo --output runs/demo",
+    "compare": "example: lavida-bench compare runs/ckpt-A runs/ckpt-B --tolerance 0.5 --gate 'geneval:*:overall'",
+    "leaderboard": "example: lavida-bench leaderboard runs/ckpt-A runs/ckpt-B --output leaderboard/",
     "model-info": "example: lavida-bench model-info --checkpoint /ckpt/LaViDa-O-v1.0",
 }
 
@@ -62,6 +64,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     for run in args.runs:
         for path in write_report(Path(run)):
             print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lavida_bench.reports import compare, write_comparison
+
+    result = compare(args.base, args.new, tolerance=args.tolerance, gated=args.gate or None)
+    print(result.to_markdown())
+    if args.output:
+        for path in write_comparison(result, Path(args.output)):
+            print(path, file=sys.stderr)
+    return result.exit_code()
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from lavida_bench.reports import leaderboard, write_leaderboard
+
+    board = leaderboard(args.runs, include_published=not args.no_published)
+    print(board.to_markdown())
+    if args.output:
+        for path in write_leaderboard(board, Path(args.output)):
+            print(path, file=sys.stderr)
     return 0
 
 
@@ -118,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run": (cmd_run, "generate outputs for every task x variant of a config, then score them"),
         "score": (cmd_score, "(re)score an existing run folder without regenerating"),
         "report": (cmd_report, "write report.md / report.html for run folders"),
+        "compare": (cmd_compare, "regression check: paired per-sample differences between two runs "
+                                 "(exit 1 if a gated metric got worse, 2 if the runs are not comparable)"),
+        "leaderboard": (cmd_leaderboard, "rank runs (and published numbers) per benchmark and overall"),
         "ls": (cmd_ls, "list run folders and how complete they are"),
         "validate": (cmd_validate, "check a config and every path it names, without running"),
         "demo": (cmd_demo, "run every task and variant on a tiny model with synthetic data"),
@@ -138,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("runs", nargs="+", help="run folders")
         if name == "ls":
             p.add_argument("root", nargs="?", default="runs", help="folder holding run folders")
+        if name == "compare":
+            p.add_argument("base", help="baseline run folder")
+            p.add_argument("new", help="new run folder")
+            p.add_argument("--tolerance", type=float, default=0.0,
+                           help="differences smaller than this (metric units) count as no change")
+            p.add_argument("--gate", action="append", help="task:variant:metric pattern that gates the exit "
+                           "code (repeatable; default: every metric)")
+            p.add_argument("--output", help="also write compare.md/.json/.html here")
+        if name == "leaderboard":
+            p.add_argument("runs", nargs="+", help="run folders")
+            p.add_argument("--no-published", action="store_true", help="leave out the paper's numbers")
+            p.add_argument("--output", help="also write leaderboard.md/.json here")
         if name == "model-info":
             src = p.add_mutually_exclusive_group()
             src.add_argument("--preset", choices=["official", "tiny"], help="a built-in size (default: official)")

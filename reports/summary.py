@@ -1,72 +1,92 @@
-"""Per-run summary report: one metrics table per task (variants as columns), counts, errors.
+"""`write_report`: everything a person takes away from one run, written next to it.
 
-Writes RUN/report.md and RUN/report.html next to the records; it reads metrics.json and the
-manifest and never touches the records themselves.
+Reads the run folder (never its records' files for writing) and writes:
+
+    OUT/report.md                   all tables, plot and gallery references
+    OUT/report.html                 self-contained page (see html.py)
+    OUT/report/tables.json          every table, display and machine form
+    OUT/report/tables/<key>.{md,csv,tex,json}
+    OUT/report/plots/<key>.{png,svg}
+
+OUT defaults to the run folder itself (README: RUN/report.md, RUN/report.html).
 """
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 from typing import Any
 
-DEMO_BANNER = ("These numbers come from a tiny model with random weights and/or stand-in evaluator "
-               "backends: they prove the pipeline runs end to end and mean nothing about Lavida-O.")
+from lavida_bench.reports.costs import cost_tables
+from lavida_bench.reports.gallery import build_gallery
+from lavida_bench.reports.html import render_page
+from lavida_bench.reports.load import Run, load_run
+from lavida_bench.reports.plots import make_plots
+from lavida_bench.reports.speed import speed_table
+from lavida_bench.reports.table import Table, dumps, to_csv, to_latex, to_markdown
+from lavida_bench.reports.tables import benchmark_tables
+
+REPORT_DIR = "report"
 
 
-def cell(metric: dict[str, Any]) -> str:
-    v, lo, hi, n = metric["value"], metric["ci_low"], metric["ci_high"], metric["n"]
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}] n={n}"
+def not_meaningful(manifest: dict[str, Any]) -> list[str]:
+    """Why this run's numbers mean nothing about Lavida-O (empty if they may): stand-in
+    evaluators, random or tiny weights, or the constant reference baseline."""
+    reasons = []
+    backends = manifest.get("backends") or {}
+    standins = sorted(k for k, b in backends.items() if isinstance(b, dict) and b.get("standin"))
+    if standins:
+        reasons.append(f"stand-in evaluator backends: {', '.join(standins)}")
+    model = manifest.get("model") or {}
+    text = " ".join(str(model.get(k, "")) for k in ("name", "kind", "config", "preset", "size")).lower()
+    if model.get("random_weights") or "random" in text:
+        reasons.append("model with random weights")
+    elif "tiny" in text:
+        reasons.append("tiny model configuration")
+    if model.get("name") == "constant" or "baseline" in text:
+        reasons.append("constant reference baseline (not a real model)")
+    if (manifest.get("config") or {}).get("name") == "demo" and not reasons:
+        reasons.append("demo run")
+    return reasons
 
 
-def is_demo(manifest: dict[str, Any]) -> bool:
-    model = manifest.get("model", {})
-    standin = any(isinstance(b, dict) and b.get("standin") for b in manifest.get("backends", {}).values())
-    return bool(model.get("random_weights")) or standin or model.get("name") == "constant"
+def write_table_files(table: Table, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{table.key}.md").write_text(to_markdown(table), encoding="utf-8")
+    (folder / f"{table.key}.csv").write_text(to_csv(table), encoding="utf-8")
+    (folder / f"{table.key}.tex").write_text(to_latex(table), encoding="utf-8")
+    (folder / f"{table.key}.json").write_text(dumps(table.to_json()), encoding="utf-8")
 
 
-def task_table(task: str, variants: dict[str, Any]) -> list[list[str]]:
-    names = sorted({m for v in variants.values() for m in v["metrics"]})
-    header = ["metric"] + list(variants)
-    rows = [header]
-    for m in names:
-        rows.append([m] + [cell(v["metrics"][m]) if m in v["metrics"] else "-" for v in variants.values()])
-    counts = ["samples", "generated", "generation_errors", "missing", "scored", "scoring_errors"]
-    for c in counts:
-        rows.append([f"({c})"] + [str(v["counts"][c]) for v in variants.values()])
-    return rows
+def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_variant: int = 2,
+                 label: str | None = None) -> list[Path]:
+    """Write the report of one run; returns [report.md, report.html, report/ folder]."""
+    run: Run = load_run(run_dir, label)
+    out = Path(out_dir) if out_dir is not None else run.root
+    extra = out / REPORT_DIR
+    benchmark = benchmark_tables(run)
+    costs = cost_tables(run)
+    speed = speed_table(run)
+    all_tables = benchmark + costs + ([speed] if speed else [])
+    for t in all_tables:
+        write_table_files(t, extra / "tables")
+    (extra / "tables.json").write_text(dumps([t.to_json() for t in all_tables]), encoding="utf-8")
+    plots = make_plots(run, costs, extra / "plots")
+    gallery = build_gallery(run, gallery_per_variant)
+    reasons = not_meaningful(run.manifest)
+    title = f"lavida-bench report: {run.label} (model {run.model_name})"
 
-
-def markdown(rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(out)
-
-
-def html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def write_report(run: Path) -> list[Path]:
-    manifest = json.loads((run / "manifest.json").read_text())
-    metrics_path = run / "metrics.json"
-    results = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    title = f"lavida-bench report: {run.name} (model {manifest.get('model', {}).get('name')})"
     md = [f"# {title}", ""]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    if is_demo(manifest):
-        md += [f"> **Not meaningful:** {DEMO_BANNER}", ""]
-        body.append(f"<p class='banner'><b>Not meaningful:</b> {html.escape(DEMO_BANNER)}</p>")
-    for task, variants in results.items():
-        rows = task_table(task, variants)
-        md += [f"## {task}", "", markdown(rows), ""]
-        body += [f"<h2>{html.escape(task)}</h2>", html_table(rows)]
-    md += ["## Manifest", "", "```json", json.dumps({k: manifest[k] for k in ("created", "git", "versions", "device")
-                                                    if k in manifest}, indent=2), "```", ""]
-    style = "body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px}.banner{background:#fee;padding:8px}"
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
-    (run / "report.md").write_text("\n".join(md))
-    (run / "report.html").write_text(page)
-    return [run / "report.md", run / "report.html"]
+    if reasons:
+        md += [f"> **Not meaningful:** {'; '.join(reasons)}. These numbers prove the pipeline runs and "
+               "say nothing about Lavida-O.", ""]
+    md += ["## Benchmarks", ""] + [to_markdown(t, 3) for t in benchmark]
+    md += ["## What planning and reflection buy and cost", ""] + [to_markdown(t, 3) for t in costs]
+    md += ["## Speed", ""] + ([to_markdown(speed, 3)] if speed else ["no speed rows in this run", ""])
+    md += ["## Plots", ""] + [f"- {p.title}: `{p.png.relative_to(out)}`, `{p.svg.relative_to(out)}`"
+                              for p in plots] + [""]
+    md += ["## Gallery", "", f"{len(gallery[0])} samples in report.html"] + [f"- {n}" for n in gallery[1]] + [""]
+    md_path, html_path = out / "report.md", out / "report.html"
+    out.mkdir(parents=True, exist_ok=True)
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    html_path.write_text(render_page(title, reasons, benchmark, costs, speed, plots, gallery, run.manifest),
+                         encoding="utf-8")
+    return [md_path, html_path, extra]

@@ -1,0 +1,177 @@
+"""Read-only access to one run folder for the reports.
+
+Reports never write into a run's records: they read the manifest, metrics.json, the per-sample
+output and score records and any speed-suite rows, and turn them into tables, verdicts and pages.
+Every malformed file is refused with a `DataError` naming the file (and record and field where
+there is one), so a broken run never renders as a plausible-looking table.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from lavida_bench.tasks.base import DataError
+
+from lavida_bench.store import RunStore, StoreError, read_jsonl
+
+MANIFEST = "manifest.json"
+METRICS = "metrics.json"
+SPEED_DIR = "speed"
+METRIC_FIELDS = ("value", "ci_low", "ci_high", "n")
+
+
+def read_json(path: Path) -> Any:
+    """JSON content of `path`; a missing or malformed file is a `DataError` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: not found") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+
+
+def check_metrics(path: Path, metrics: Any) -> dict[str, dict[str, Any]]:
+    """Validate metrics.json's shape: {task: {variant: {"metrics": {name: {value, ci_low, ci_high, n}},
+    "counts": {...}}}} (written by lavida_bench/scoring.py)."""
+    if not isinstance(metrics, dict):
+        raise DataError(f"{path}: expected an object of tasks, got {type(metrics).__name__}")
+    for task, variants in metrics.items():
+        if not isinstance(variants, dict):
+            raise DataError(f"{path}: task {task!r}: expected an object of variants")
+        for variant, entry in variants.items():
+            where = f"{path}: {task}/{variant}"
+            if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+                raise DataError(f"{where}: field 'metrics' missing or not an object")
+            for name, m in entry["metrics"].items():
+                missing = [k for k in METRIC_FIELDS if not isinstance(m, dict) or k not in m]
+                if missing:
+                    raise DataError(f"{where}: metric {name!r}: missing field(s) {', '.join(missing)}")
+                bad = [k for k in METRIC_FIELDS if m[k] is not None and not isinstance(m[k], (int, float))]
+                if bad:
+                    raise DataError(f"{where}: metric {name!r}: field(s) {', '.join(bad)} not numeric")
+            if not isinstance(entry.get("counts", {}), dict):
+                raise DataError(f"{where}: field 'counts' is not an object")
+    return metrics
+
+
+@dataclass
+class Run:
+    """One run folder, loaded lazily. `label` names the run in multi-run tables."""
+
+    root: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, dict[str, Any]]
+    label: str = ""
+    _records: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _scores: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
+    def tasks(self) -> list[str]:
+        """Tasks with metrics or records, in metrics.json order then folder order."""
+        names = list(self.metrics)
+        names += [t for t, _ in self.store.task_variants() if t not in names]
+        return list(dict.fromkeys(names))
+
+    def variants(self, task: str) -> list[str]:
+        names = list(self.metrics.get(task, {}))
+        names += [v for t, v in self.store.task_variants() if t == task and v not in names]
+        return names
+
+    def metric(self, task: str, variant: str, name: str) -> dict[str, Any] | None:
+        return self.metrics.get(task, {}).get(variant, {}).get("metrics", {}).get(name)
+
+    def counts(self, task: str, variant: str) -> dict[str, int]:
+        return self.metrics.get(task, {}).get(variant, {}).get("counts", {})
+
+    def outputs(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
+        """Output records by sample id (merged file and any rank shards)."""
+        key = (task, variant)
+        if key not in self._records:
+            try:
+                self._records[key] = self.store.outputs(task, variant)
+            except StoreError as err:
+                raise DataError(str(err)) from err
+            except KeyError as err:
+                raise DataError(f"{self.store.records_dir(task, variant)}: a record lacks field 'id'") from err
+        return self._records[key]
+
+    def scores(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
+        """Score records by sample id."""
+        key = (task, variant)
+        if key not in self._scores:
+            path = self.store.stage_path(task, variant, "scores")
+            try:
+                rows = read_jsonl(path)[0]
+            except StoreError as err:
+                raise DataError(str(err)) from err
+            for i, r in enumerate(rows):
+                if "id" not in r:
+                    raise DataError(f"{path}: record {i + 1}: field 'id' missing")
+            self._scores[key] = {r["id"]: r for r in rows}
+        return self._scores[key]
+
+    def ok_scores(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
+        """Per-sample score dicts of samples whose output and score are both ok (what
+        lavida_bench/scoring.py aggregates)."""
+        outputs = self.outputs(task, variant)
+        return {i: s["scores"] for i, s in self.scores(task, variant).items()
+                if s.get("status") == "ok" and outputs.get(i, {}).get("status") == "ok"
+                and isinstance(s.get("scores"), dict)}
+
+    @cached_property
+    def speed_rows(self) -> list[dict[str, Any]]:
+        """Rows of RUN/speed/*.json (speed suite), each tagged with the file it came from."""
+        rows: list[dict[str, Any]] = []
+        for path in sorted((self.root / SPEED_DIR).glob("*.json")):
+            data = read_json(path)
+            items = data.get("rows") if isinstance(data, dict) else data
+            if not isinstance(items, list):
+                raise DataError(f"{path}: expected a list of rows (or an object with 'rows')")
+            for i, row in enumerate(items):
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: row {i}: expected an object")
+                rows.append({**row, "_file": path.name})
+        return rows
+
+    @property
+    def model_name(self) -> str:
+        model = self.manifest.get("model", {})
+        return str(model.get("name") or model.get("kind") or self.manifest.get("config", {}).get("model", {}).get("kind", "?"))
+
+    def variant_options(self, variant: str) -> dict[str, Any]:
+        """The variant's resolved options from the manifest's config (plan, reflect_rounds, steps...)."""
+        return self.manifest.get("config", {}).get("variants", {}).get(variant, {}) or {}
+
+
+def has_value(metric: dict[str, Any] | None) -> bool:
+    """A stored metric with a number (a metric over no samples is NaN, or null once written)."""
+    value = (metric or {}).get("value")
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def load_run(root: str | Path, label: str | None = None) -> Run:
+    """Load a run folder (manifest required; metrics.json optional until scored)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder (expected a run folder with manifest.json)")
+    manifest = read_json(root / MANIFEST)
+    if not isinstance(manifest, dict):
+        raise DataError(f"{root / MANIFEST}: expected an object")
+    metrics_path = root / METRICS
+    metrics = check_metrics(metrics_path, read_json(metrics_path)) if metrics_path.exists() else {}
+    return Run(root=root, manifest=manifest, metrics=metrics, label=label or root.name)
+
+
+def run_labels(roots: list[Path]) -> list[str]:
+    """Distinct labels for several runs: folder names, extended with parents where they clash."""
+    labels = [r.name for r in roots]
+    if len(set(labels)) == len(labels):
+        return labels
+    return [f"{r.parent.name}/{r.name}" if labels.count(r.name) > 1 else r.name for r in roots]
