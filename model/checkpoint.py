@@ -122,6 +122,9 @@ def tensor_specs(folder: Path) -> dict[str, tuple[tuple[int, ...], bool]]:
     specs = {}
     for fname, keys in shard_files(folder).items():
         with open_safetensors(folder / fname) as f:
+            lost = sorted(set(keys) - set(f.keys()))
+            if lost:
+                raise CheckpointError(f"{folder / fname}: {INDEX_FILE} lists keys this shard lacks: {lost[:5]}")
             for key in keys:
                 sl = f.get_slice(key)
                 specs[key] = (tuple(sl.get_shape()), sl.get_dtype().startswith(("F", "BF")))

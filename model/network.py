@@ -66,7 +66,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, impl: AttnIm
     scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return (scores.softmax(-1) @ v.float()).to(q.dtype)
+    # A padded query with no key it may see gets zeros (as SDPA does), not NaN that would spread.
+    return (scores.softmax(-1).nan_to_num(0.0) @ v.float()).to(q.dtype)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class PrefixCache:
     layers: list[LayerCache]
     valid: Tensor  # [B, Lc] bool: which cached positions are real (not padding)
     next_position: Tensor  # [B] position id of the first token after the prefix
+    gen: Tensor  # [B, Lc] bool: which cached positions were routed to the generation branch
 
     @property
     def length(self) -> int:
@@ -312,6 +314,10 @@ class LavidaNetwork(nn.Module):
         if gen_mask is not None and not bool(gen_mask.any()):
             gen_mask = None
         key_valid = valid if cache is None else torch.cat([cache.valid, valid], dim=1)
+        row_gen = gen_mask if gen_mask is not None else torch.zeros_like(valid)
+        key_gen = row_gen if cache is None else torch.cat([cache.gen, row_gen], dim=1)
+        if gen_mask is None and cache is not None and bool(cache.gen.any()):
+            gen_mask = row_gen  # the cache holds gen-routed keys: keep the groups apart
         masks = self._masks(key_valid, gen_mask, cache)
         rope = rope_tables(positions, self.config.head_dim, self.config.rope_theta)
         x = embeds
@@ -330,7 +336,7 @@ class LavidaNetwork(nn.Module):
         new_cache = None
         if use_cache:
             last = (positions.masked_fill(~valid, -1).max(dim=1).values + 1)
-            new_cache = PrefixCache(new_layers, key_valid, last)
+            new_cache = PrefixCache(new_layers, key_valid, last, key_gen)
         return x, new_cache
 
     def _gen_rows_only(self, x: Tensor, gen: Tensor, positions: Tensor, start: int) -> Tensor:
@@ -359,8 +365,7 @@ class LavidaNetwork(nn.Module):
         joint = None if all_valid else key_valid[:, None, None, :]
         if gen is None:
             return Masks(joint, joint)
-        key_gen = gen if cache is None else torch.cat(
-            [torch.zeros_like(cache.valid), gen], dim=1)  # cached prefix is text
+        key_gen = gen if cache is None else torch.cat([cache.gen, gen], dim=1)
         split = (gen[:, :, None] == key_gen[:, None, :]) & key_valid[:, None, :]
         return Masks(joint, split[:, None])
 

@@ -35,9 +35,9 @@ def letterbox(image: Image.Image, target: tuple[int, int]) -> Image.Image:
     tw, th = target
     w, h = image.size
     if tw / w < th / h:
-        nw, nh = tw, min(math.ceil(h * tw / w), th)
+        nw, nh = tw, min(math.ceil(h * (tw / w)), th)
     else:
-        nw, nh = min(math.ceil(w * th / h), tw), th
+        nw, nh = min(math.ceil(w * (th / h)), tw), th
     canvas = Image.new("RGB", target, (0, 0, 0))
     canvas.paste(image.resize((nw, nh), Image.BICUBIC), ((tw - nw) // 2, (th - nh) // 2))
     return canvas
@@ -123,8 +123,7 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     """`resize_and_center_crop` as the later definition in mm_utils.py:504 does it: shortest side to
     `size` (LANCZOS), then an integer-offset centre crop. Used for edit sources and judged images."""
     w, h = image.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = (size, int(h * (size / w))) if w < h else (int(w * (size / h)), size)
     image = image.convert("RGB").resize((nw, nh), Image.LANCZOS)
     left, top = (nw - size) // 2, (nh - size) // 2
     return image.crop((left, top, left + size, top + size))
