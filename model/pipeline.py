@@ -214,6 +214,8 @@ class LavidaPipeline:
 
     def _create(self, requests: list[Request], edit: bool) -> list[Result]:
         """Plan (optional) -> draw -> judge -> redraw with feedback, up to reflect_rounds draws."""
+        for r in requests:
+            self._check_resolution(r, edit)
         stages: dict[str, list[tuple[str, int, float]]] = {r.id: [] for r in requests}
         jobs = {r.id: DrawJob(r, source=center_crop(r.images[0], self._resolution(r)) if edit else None)
                 for r in requests}
@@ -262,6 +264,22 @@ class LavidaPipeline:
             trace.extra["returned_attempt"] = len(attempts[r.id])
             results.append(Result(image=final[r.id], attempts=attempts[r.id][:-1], trace=trace))
         return results
+
+    def _check_resolution(self, r: Request, edit: bool) -> None:
+        """Refuse an unusable resolution before any model time is spent, naming it."""
+        res = self._resolution(r)
+        scale = self.ck.vq.scale
+        policy = r.options.policy or (prompts.EDIT_SETTINGS if edit else self.settings).policy
+        side = res // scale
+        problem = None
+        if res % scale or side < 2:
+            problem = f"must be a multiple of the VQ downsampling {scale}"
+        elif self.ck.config.downsample and side % 2:
+            problem = f"gives a {side}x{side} code grid; the 2x2 downsample needs an even side (use a multiple of {2 * scale})"
+        elif policy == "stratified" and side & (side - 1):
+            problem = f"gives a {side}x{side} code grid; the stratified order needs a power-of-two side (or use policy=mmada)"
+        if problem:
+            raise ValueError(f"request {r.id}: resolution {res} {problem}")
 
     def _plan(self, requests: list[Request], jobs: list[DrawJob], edit: bool):
         """Layout before drawing (§6.6): 64 tokens, block 16; T2I at temperature 0.5, edit at 0."""
@@ -355,7 +373,9 @@ class LavidaPipeline:
                 mask_id=self.ck.config.vq_mask_id,
                 generators=self.generators([stage_seed(j.request.seed, "draw", round_) for j in jobs]),
                 device=self.device)
-            images = self.ck.vq.decode(codes, side)
+            # one image at a time: the decoder's float output (and so the uint8 bytes) must not
+            # depend on batch size
+            images = [self.ck.vq.decode(c[None], side)[0] for c in codes]
         return images, trace.nfe, clock.seconds / len(jobs), trace.steps
 
     def _guided_logits(self, batch: Batch, planned: Tensor, side: int, src_embeds: Tensor | None, settings: prompts.ImageSettings,

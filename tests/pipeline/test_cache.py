@@ -1,0 +1,65 @@
+"""Cached prefix equals recompute (lavida-o-model.md §6.1, prefix_lm): the answer logits the
+pipeline computes against the prompt's cache equal one pass over prompt + answer in which the
+prompt cannot see the answer, built here by running the blocks by hand with eager attention and
+an explicit mask, one unpadded row at a time."""
+from __future__ import annotations
+
+import lavida_bench.model.pipeline as pipeline_module
+import pytest
+import torch
+from lavida_bench.model.network import Masks, rope_tables
+from lavida_bench.model.sampling.text import SamplerTrace
+
+from tests.pipeline import expected
+from tests.pipeline.conftest import picture
+
+GEN_LEN = 8
+
+
+@pytest.fixture
+def cached_logits_fn(pipe, monkeypatch):
+    """The logits function `_decode_text` hands to the text sampler, captured without decoding."""
+    captured = {}
+
+    def capture(logits_fn, batch, gen_len, **kwargs):
+        captured["fn"] = logits_fn
+        return torch.full((batch, gen_len), pipe.ids.mask), SamplerTrace()
+
+    monkeypatch.setattr(pipeline_module, "sample_text", capture)
+    return captured
+
+
+def reference_logits(pipe, prompt: torch.Tensor, answer: torch.Tensor, prompt_sees_answer: bool) -> torch.Tensor:
+    """Blocks run by hand over one sequence [prompt; answer]; text logits of the answer rows."""
+    net = pipe.net
+    n, m = prompt.shape[0], answer.shape[0]
+    x = torch.cat([prompt, answer])[None]
+    allowed = torch.ones(n + m, n + m, dtype=torch.bool)
+    if not prompt_sees_answer:
+        allowed[:n, n:] = False
+    masks = Masks(allowed[None, None], allowed[None, None])
+    rope = rope_tables(torch.arange(n + m)[None], net.config.head_dim, net.config.rope_theta)
+    for block in net.model.transformer.blocks:
+        x, _ = block(x, None, rope, masks, None, "eager")
+    return net.text_logits(net.model.transformer.ln_f(x))[0, n:].float()
+
+
+def test_cached_prefix_equals_masked_recompute(pipe, cached_logits_fn):
+    questions, images = ["What is it?", "How many dogs are in the picture?"], [picture(64, 64, 1), picture(96, 48, 2)]
+    rows = [pipe.builder.row(expected.understand(q), pipe.builder.image_features([pipe._tiles(im)]))
+            for q, im in zip(questions, images)]
+    assert len(rows[0].ids) != len(rows[1].ids)  # the shorter row is padded in the batch
+    pipe._decode_text(rows, GEN_LEN, GEN_LEN, 0.0, [1, 2])
+    gen = torch.Generator().manual_seed(0)
+    answer = torch.randint(0, 200, (2, GEN_LEN), generator=gen)
+    answer[:, ::2] = pipe.ids.mask  # a mid-decoding state: some slots filled, some masked
+    got = cached_logits_fn["fn"](answer)
+    batch = pipe.builder.batch(rows)
+    for r, row in enumerate(rows):
+        prompt = batch.embeds[r, : len(row.ids)]
+        answer_embeds = pipe.net.embed_text(answer[r])
+        want = reference_logits(pipe, prompt, answer_embeds, prompt_sees_answer=False)
+        torch.testing.assert_close(got[r], want, rtol=1e-4, atol=1e-4)
+        # the mask matters: a prompt that attends to the answer gives other logits
+        leaky = reference_logits(pipe, prompt, answer_embeds, prompt_sees_answer=True)
+        assert (leaky - want).abs().max() > 1e-3
