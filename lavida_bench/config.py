@@ -37,6 +37,7 @@ class ModelConfig:
     image_settings: str = "demo_1024"  # sampler preset for generation: demo_1024 | geneval_script
     grounding_frame: str = "pad_square"  # LOC coordinate frame: pad_square | per_axis
     resolution: int = 1024  # default generation/editing side in pixels (a task or variant may override)
+    cpu_threads: Optional[int] = None  # torch CPU threads (None = torch's default); 1 suits tiny models
 
 
 @dataclass
@@ -81,7 +82,21 @@ class SpeedConfig:
     warmup: int = 1
     cases: List[str] = field(default_factory=lambda: ["understand", "ground1", "ground4", "generate", "edit"])
     resolutions: List[int] = field(default_factory=lambda: [1024])
-    model_preset: str = "tiny"  # tiny | official (random weights, labelled as such)
+    model_preset: str = "tiny"  # tiny | small | official (random weights, labelled as such)
+    # Added by the speed suite (lavida_bench/speed):
+    image_steps: int = 64  # official T2I / edit step count (lavida-o-model.md §6.2.2)
+    understand_tokens: int = 256  # lmms-eval default max_new_tokens (§6.1)
+    input_size: List[int] = field(default_factory=lambda: [640, 480])  # understand/ground input (COCO-like)
+    comparisons: List[str] = field(default_factory=lambda: [
+        "prefix_cache", "image_only", "cfg_batching", "ground_vs_ar", "understand_vs_ar", "qwen_ground",
+        "harness", "scoring"])
+    qwen_preset: str = "tiny"  # tiny | official (random weights) | none; qwen_path wins when given
+    qwen_path: Optional[str] = None  # local Qwen2.5-VL-7B-Instruct folder
+    qwen_answer_tokens: int = 30  # forced reply length with random weights (estimate of a bbox JSON reply)
+    qwen_prompt_tokens: int = 30  # stand-in prompt text length with random weights
+    cpu_threads: Optional[int] = None  # torch CPU threads for the run (None = torch's default)
+    floor: bool = True  # measure the device's matmul rate and bandwidth and report measured/floor
+    harness_samples: int = 4  # samples per task for the runner + record-store overhead measurement
 
 
 @dataclass

@@ -49,6 +49,8 @@ class Request:
     images: list[Image.Image] = field(default_factory=list)
     options: Options = field(default_factory=Options)
     seed: int = 0
+    caption: str | None = None  # what self-reflection judges the image against (default: prompt),
+    # e.g. GenEval's caption without the release's "a realistic image, 4k. " prefix (benchmarks.md §0.1)
 
 
 @dataclass

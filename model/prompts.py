@@ -89,8 +89,9 @@ PASS_PHRASE = "is correct"  # eval_img/eval.py:63-80
 
 
 def understand_user(question: str, n_images: int) -> str:
-    """lmms-eval's llava_llada adapter: one `<image>\\n` per image before the question."""
-    return "<image>\n" * n_images + question
+    """lmms-eval's llava_llada adapter: `<image>\\n` before the question; several images are joined
+    with spaces (`<image> <image>\\n`) and then processed as padded single tiles (see pipeline)."""
+    return (" ".join(["<image>"] * n_images) + "\n" if n_images else "") + question
 
 
 def grounding_prompt(expression: str, n_masks: int = 4) -> str:

@@ -1,9 +1,8 @@
 """A tiny Lavida-O with seeded random weights, saved in the release's exact on-disk layout.
 
 Tests and the demo load it through the same `load_checkpoint` path as the real 10B release. Its
-tokenizer is byte-level (any text tokenizes) plus the release's special tokens, LOC tokens and box
-delimiters as added special tokens; ids differ from the release's, which is why the model code
-reads ids from the tokenizer. Byte "!" gets id 0, as in LLaDA's vocabulary (§5.1).
+tokenizer is a small byte-level BPE; ids differ from the release's, which is why the model code
+reads ids from the tokenizer.
 """
 from __future__ import annotations
 
@@ -14,21 +13,39 @@ import torch
 from lavida_bench.model.checkpoint import save_checkpoint
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
-from lavida_bench.model.tokens import N_LOC, SPECIAL_TOKENS
+from lavida_bench.model.tokens import N_LOC, SPECIAL_TOKENS, SYSTEM_PROMPT, chat_prompt
 from lavida_bench.model.vq import VQTokenizer, tiny_vq_config, vq_from_config
 
 
+def tiny_corpus() -> list[str]:
+    """Text the tiny tokenizer's merges are learned from: the release's fixed prompt strings and
+    the words of the synthetic fixtures, so demo sequences are as short as real BPE makes them."""
+    from lavida_bench.model import prompts
+
+    micro = prompts.micro_conditions(1024, prompts.IMAGE_SETTINGS["demo_1024"])
+    words = ("a photo of the an and on left right above below top bottom red orange yellow green blue "
+             "purple pink brown black white circle square triangle circles squares triangles one two three "
+             "four image chart bar value what is which how many question answer option correct incorrect "
+             "make it add remove replace change color shape object objects background realistic 4k")
+    return [SYSTEM_PROMPT, chat_prompt("user", "assistant"), prompts.t2i_user("caption", micro),
+            prompts.plan_t2i_user("caption", micro), prompts.judge_user("caption"), prompts.plan_edit_user("x"),
+            prompts.grounding_prompt("expression"), prompts.feedback_suffix(["feedback"]), words] * 4
+
+
 def tiny_tokenizer():
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    """Byte-level BPE (any text tokenizes) with merges learned from `tiny_corpus`, plus the
+    release's special tokens, LOC tokens and box delimiters as added special tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    # ByteLevel's printable-first byte order puts "!" (byte 33) first, like LLaDA's id 0.
-    ordered = sorted(alphabet, key=lambda ch: (ord(ch) > 255, ord(ch)))
-    vocab = {ch: i for i, ch in enumerate(ordered)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
+    # ByteLevel's printable-first alphabet puts "!" (byte 33) first: id 0, as in LLaDA (§5.1).
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=lambda ch: (ord(ch) > 255, ord(ch)))
+    trainer = trainers.BpeTrainer(vocab_size=768, initial_alphabet=alphabet, show_progress=False,
+                                  special_tokens=[])
+    tok.train_from_iterator(tiny_corpus(), trainer=trainer)
     specials = [*SPECIAL_TOKENS.values()][:9] + [f"<LOC_{i}>" for i in range(N_LOC)] + [*SPECIAL_TOKENS.values()][9:]
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",

@@ -78,10 +78,11 @@ def image_samples(prompt_id: str, data: Mapping[str, Any], images_per_prompt: in
 
 
 def generation_request(sample: Sample, capability: Capability, prompt: str, variant: Variant,
-                       resolution: int | None, images: Sequence[Image.Image] = ()) -> Request:
+                       resolution: int | None, images: Sequence[Image.Image] = (),
+                       caption: str | None = None) -> Request:
     """The variant's options (plan, reflect_rounds, ...) with the task's resolution merged in."""
     return Request(sample.id, capability, prompt, images=list(images),
-                   options=variant.options.merged(resolution=resolution))
+                   options=variant.options.merged(resolution=resolution), caption=caption)
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -78,8 +78,9 @@ class GenEval(Task):
                 for s in image_samples(f"{i:05d}", {"index": i, "metadata": meta}, self.opts.images_per_prompt)]
 
     def request(self, sample: Sample, variant: Variant) -> Request:
-        prompt = self.opts.prefix + sample.data["metadata"]["prompt"]
-        return generation_request(sample, "generate", prompt, variant, self.opts.resolution)
+        caption = sample.data["metadata"]["prompt"]
+        return generation_request(sample, "generate", self.opts.prefix + caption, variant, self.opts.resolution,
+                                  caption=caption)
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
         meta = sample.data["metadata"]

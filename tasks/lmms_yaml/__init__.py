@@ -96,11 +96,11 @@ def check_parquet(path: Path, task: str) -> None:
     import pyarrow.parquet as pq
 
     spec = TASKS[task]
+    features = hf_features(path)  # also the readability check
     names = pq.read_schema(path).names
     missing = [c for c in (*spec.fields, *spec.image_columns) if c not in names]
     if missing:
         raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} for {task} (has: {', '.join(names)})")
-    features = hf_features(path)
     plain = [c for c in spec.image_columns if features.get(c, {}).get("_type") != "Image"]
     if plain:
         raise DataError(f"{path}: field(s) {', '.join(map(repr, plain))} are not Hugging Face Image features, so "
