@@ -216,6 +216,42 @@ class LavidaPipeline:
     def edit(self, requests: list[Request]) -> list[Result]:
         return self._create(requests, edit=True)
 
+    @torch.no_grad()
+    def interleave(self, requests: list[Request], max_new_tokens: int = 64) -> list[Result]:
+        """Modality-aware decoding of an interleaved answer: the text answer is decoded first; where
+        it emits the expansion token (`<|reserved_token_7|>`, the release's collapsed image slot,
+        §6.5), that one token becomes a block of masked image tokens routed to the generation
+        branch and is drawn with the text before it in the assistant turn, so the model's own
+        text decides whether and where an image goes. The release itself never expands at
+        inference (§6.5); this follows the paper's description with the code's token."""
+        for r in requests:
+            self._check_resolution(r, edit=False)
+        with StageClock(self.device) as clock:
+            rows = [self.builder.row(chat_prompt(r.prompt), []) for r in requests]
+            tokens, nfe, steps = self._decode_text(rows, max_new_tokens, 16, 0.0,
+                                                   [stage_seed(r.seed, "understand") for r in requests])
+        results: list[Result] = []
+        to_draw: list[tuple[int, DrawJob]] = []
+        for i, (r, toks) in enumerate(zip(requests, tokens.tolist())):
+            cut = toks.index(self.ids.fake_image) if self.ids.fake_image in toks else None
+            before = toks if cut is None else toks[:cut]
+            text = clean_decoded(self.tokenizer.decode(before, skip_special_tokens=False))
+            trace = self._trace([("text", nfe, clock.seconds / len(requests))], steps)
+            trace.extra.update({"expanded": cut is not None, "expansion_at": cut})
+            results.append(Result(text=text, trace=trace))
+            if cut is not None:
+                to_draw.append((i, DrawJob(r, plan=self._safe_plan(text))))
+        if to_draw:
+            images, d_nfe, secs, d_steps = self._draw([job for _, job in to_draw], False, 1)
+            for (i, _), image in zip(to_draw, images):
+                res = results[i]
+                res.image = image
+                res.trace.stages.append(Stage("draw1", d_nfe, secs))
+                res.trace.nfe += d_nfe
+                res.trace.steps += d_steps
+                res.trace.latency_s += secs
+        return results
+
     def _resolution(self, r: Request) -> int:
         return r.options.resolution or self.resolution
 
