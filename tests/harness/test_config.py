@@ -44,3 +44,27 @@ def test_validate_names_missing_checkpoint_key_and_path(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "model.checkpoint" in err and str(missing) in err
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_shipped_presets_name_known_tasks_variants_and_backends(preset: str) -> None:
+    from lavida_bench.backends import KINDS, backend_class
+    from lavida_bench.models import MODELS
+    from lavida_bench.tasks import TASKS
+
+    cfg = load_config(preset)
+    assert cfg.model.kind in MODELS
+    for name, task in cfg.tasks.items():
+        assert name in TASKS
+        assert set(task.variants or ()) <= set(cfg.variants), (name, task.variants)
+    for kind in KINDS:
+        backend_class(kind, getattr(cfg.backends, kind))  # raises on an unknown name
+
+
+def test_paper_preset_runs_every_benchmark_in_every_variant() -> None:
+    cfg = load_config("paper")
+    generation = ("geneval", "dpg_bench", "fid30k", "imgedit")
+    assert set(cfg.tasks) == {*generation, "refcoco", "mmmu", "chartqa"}
+    for name in generation:
+        assert list(cfg.tasks[name].variants) == ["plain", "plan", "plan_reflect"]
+    assert list(cfg.tasks["refcoco"].variants) == ["steps1", "steps4"]
