@@ -23,6 +23,7 @@ EPILOG = {
     "demo": "example: lavida-bench demo --output runs/demo",
     "compare": "example: lavida-bench compare runs/ckpt-A runs/ckpt-B --tolerance 0.5 --gate 'geneval:*:overall'",
     "leaderboard": "example: lavida-bench leaderboard runs/ckpt-A runs/ckpt-B --output leaderboard/",
+    "speed": "example: lavida-bench speed --config speed --output runs/speed speed.batch_sizes=[1,4]",
     "model-info": "example: lavida-bench model-info --checkpoint /ckpt/LaViDa-O-v1.0",
 }
 
@@ -118,6 +119,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return finish(outcome.output, outcome.errors)
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from lavida_bench.speed import run_speed
+
+    cfg = load_config(args.config or "speed", args.overrides)
+    output = Path(args.output or cfg.output)
+    run_speed(cfg, output)
+    print(f"done: {output / 'speed.md'}")
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from lavida_bench.model.info import model_info, render
 
@@ -148,12 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         "ls": (cmd_ls, "list run folders and how complete they are"),
         "validate": (cmd_validate, "check a config and every path it names, without running"),
         "demo": (cmd_demo, "run every task and variant on a tiny model with synthetic data"),
+        "speed": (cmd_speed, "latency, throughput, NFE, peak memory and floors per capability; speedups "
+                             "measured side by side (random weights at any size)"),
         "model-info": (cmd_model_info, "config, parameter counts per branch/task, checkpoint key report"),
     }
     for name, (fn, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG[name])
         p.set_defaults(fn=fn)
-        if name in ("run", "validate"):
+        if name in ("run", "validate", "speed"):
             add_config_args(p)
         if name == "run":
             p.add_argument("--output", help="run folder (default: the config's `output`)")
@@ -165,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("runs", nargs="+", help="run folders")
         if name == "ls":
             p.add_argument("root", nargs="?", default="runs", help="folder holding run folders")
+        if name == "speed":
+            p.add_argument("--output", help="folder for speed.json and speed.md (default: the config's `output`)")
         if name == "compare":
             p.add_argument("base", help="baseline run folder")
             p.add_argument("new", help="new run folder")

@@ -38,6 +38,19 @@ def demo_config(output: Path, model_kind: str, checkpoint: Path, data: dict[str,
     return load_config("demo", overrides)
 
 
+# A short speed run (one repeat, batch 1, 128 px) so the demo's report has its speed table and
+# the side-by-side comparisons; `lavida-bench speed --config speed` is the full suite.
+DEMO_SPEED = ["speed.cases=[understand,ground1,ground4,generate,edit,plan_reflect]", "speed.batch_sizes=[1]",
+              "speed.repeats=1", "speed.resolutions=[128]", "speed.understand_tokens=32",
+              "speed.comparisons=[prefix_cache,image_only,cfg_batching,ground_vs_ar]"]
+
+
+def run_demo_speed(folder: Path) -> None:
+    from lavida_bench.speed import run_speed
+
+    run_speed(load_config("speed", DEMO_SPEED), folder)
+
+
 def run_demo(output: Path) -> Outcome:
     from lavida_bench.reports import write_report
 
@@ -45,6 +58,7 @@ def run_demo(output: Path) -> Outcome:
     baseline = execute(demo_config(output / "constant", "constant", checkpoint, data))
     print(f"reference baseline run: {baseline.output}", file=sys.stderr)
     main = execute(demo_config(output / "lavida_o", "lavida_o", checkpoint, data))
+    run_demo_speed(main.output / "speed")
     for run in (baseline.output, main.output):
         write_report(run)
     return Outcome(main.output, main.generation, main.results, main.errors + baseline.errors)

@@ -131,6 +131,8 @@ class Run:
         rows: list[dict[str, Any]] = []
         for path in sorted((self.root / SPEED_DIR).glob("*.json")):
             data = read_json(path)
+            if isinstance(data, dict) and "cases" in data:  # the speed suite's speed.json
+                data = {"rows": suite_rows(data)}
             items = data.get("rows") if isinstance(data, dict) else data
             if not isinstance(items, list):
                 raise DataError(f"{path}: expected a list of rows (or an object with 'rows')")
@@ -175,3 +177,30 @@ def run_labels(roots: list[Path]) -> list[str]:
     if len(set(labels)) == len(labels):
         return labels
     return [f"{r.parent.name}/{r.name}" if labels.count(r.name) > 1 else r.name for r in roots]
+
+
+def suite_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten the speed suite's speed.json (lavida_bench.speed) into table rows: one per measured
+    case and batch size, then one per side-by-side comparison."""
+    device = (data.get("machine") or {}).get("device")
+    rows = []
+    for c in data.get("cases", []):
+        res = f" @{c['resolution']}px" if c.get("resolution") else ""
+        rows.append({"capability": c.get("capability"), "setting": f"{c.get('case')}{res}",
+                     "batch_size": c.get("batch"), "median_s": (c.get("latency_s") or {}).get("median"),
+                     "nfe": c.get("nfe"), "peak_memory_bytes": c.get("peak_memory_bytes"),
+                     "samples_per_s": c.get("samples_per_s"),
+                     "measured_over_floor": c.get("measured_over_floor"), "device": device})
+    for key, entry in (data.get("comparisons") or {}).items():
+        for comp in (entry if isinstance(entry, list) else [entry]):  # a list: one per batch size
+            rows.append(comparison_row(key, comp, device))
+    return rows
+
+
+def comparison_row(key: str, comp: dict[str, Any], device: str | None) -> dict[str, Any]:
+    labels = comp.get("labels") or [None, None]
+    base, ours = comp.get(labels[0]) or {}, comp.get(labels[-1]) or {}
+    return {"capability": "comparison", "setting": f"{key}: {labels[-1]} vs {labels[0]}",
+            "batch_size": ours.get("batch"), "median_s": (ours.get("latency_s") or {}).get("median"),
+            "baseline_s": (base.get("latency_s") or {}).get("median"), "nfe": ours.get("nfe"),
+            "speedup": comp.get("speedup"), "equal_outputs": comp.get("equal_outputs"), "device": device}

@@ -1,0 +1,102 @@
+"""The plain (unoptimised) paths each optimisation is checked against, as network stand-ins.
+
+Each class wraps a `LavidaNetwork` and is swapped into a pipeline with `swapped_network`, so the
+production pipeline code runs unchanged and only the one optimisation under test is undone:
+
+- `RecomputePrefix`: the prefix-LM text decoder (lavida-o-model.md §6.1) encodes the prompt
+  into a cache once per sample; this stand-in re-encodes it at every step instead. It is the same
+  math (the prompt never attends to the answer, §6.1 prefix_lm), so tokens must be identical.
+- `SplitGuidance`: classifier-free guidance stacks its `ways` rows (uncond, [image-only,] cond)
+  into one forward pass per step (§6.2, §6.3); this stand-in runs each guidance branch in its own
+  forward pass, as a batch-1 release loop would without stacking. Codes must be identical.
+
+`image_only` (skip text rows after the joint blocks, §3.2 IGNORE_TEXT_LOSS) is a pipeline flag
+and needs no stand-in.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lavida_bench.model.network import LavidaNetwork
+
+
+class NetworkProxy:
+    """Delegates everything to the wrapped network except `__call__`."""
+
+    def __init__(self, network: LavidaNetwork):
+        self._net = network
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._net, name)
+
+    def __call__(self, embeds: Tensor, **kwargs: Any) -> Any:
+        return self._net(embeds, **kwargs)
+
+
+@dataclass
+class DeferredPrefix:
+    """What `RecomputePrefix` hands back instead of a cache: the prompt, to re-encode each step."""
+
+    embeds: Tensor
+    valid: Tensor | None
+
+
+class RecomputePrefix(NetworkProxy):
+    """Cache off: every decoding step runs the prompt again, then the answer on that fresh cache."""
+
+    def __call__(self, embeds: Tensor, **kwargs: Any) -> Any:
+        cache = kwargs.get("cache")
+        if kwargs.get("use_cache") and cache is None and kwargs.get("gen_mask") is None:
+            return embeds[:, :0], DeferredPrefix(embeds, kwargs.get("valid"))
+        if isinstance(cache, DeferredPrefix):
+            _, fresh = self._net(cache.embeds, valid=cache.valid, use_cache=True)
+            kwargs["cache"] = fresh
+        return self._net(embeds, **kwargs)
+
+
+class SplitGuidance(NetworkProxy):
+    """Unbatched CFG: an image forward pass over `ways * B` stacked rows becomes `ways` passes."""
+
+    def __init__(self, network: LavidaNetwork, ways: int):
+        super().__init__(network)
+        self.ways = ways
+
+    def __call__(self, embeds: Tensor, **kwargs: Any) -> Any:
+        if kwargs.get("gen_mask") is None or embeds.shape[0] % self.ways or kwargs.get("cache") is not None:
+            return self._net(embeds, **kwargs)
+        b = embeds.shape[0] // self.ways
+        hidden = []
+        for k in range(self.ways):
+            part = slice(k * b, (k + 1) * b)
+            sliced = {key: (v[part] if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == embeds.shape[0]
+                            else v) for key, v in kwargs.items()}
+            h, _ = self._net(embeds[part], **sliced)
+            hidden.append(h)
+        return torch.cat(hidden), None
+
+
+@contextlib.contextmanager
+def swapped_network(pipe: Any, network: Any) -> Iterator[Any]:
+    """Run `pipe` with `network` in place of its own (pipeline and sequence builder)."""
+    old_pipe, old_builder = pipe.net, pipe.builder.network
+    pipe.net = pipe.builder.network = network
+    try:
+        yield pipe
+    finally:
+        pipe.net, pipe.builder.network = old_pipe, old_builder
+
+
+@contextlib.contextmanager
+def image_only(pipe: Any, on: bool) -> Iterator[Any]:
+    old = pipe.image_only
+    pipe.image_only = on
+    try:
+        yield pipe
+    finally:
+        pipe.image_only = old
