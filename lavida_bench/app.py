@@ -18,7 +18,7 @@ from lavida_bench.models import build_model, check_model_paths, resolve_device
 from lavida_bench.protocol import Model
 from lavida_bench.runner import Progress, load_samples, run_generation, task_variants
 from lavida_bench.scoring import run_scoring, total_errors
-from lavida_bench.store import RunStore
+from lavida_bench.store import RunStore, StoreError
 from lavida_bench.tasks import TASKS, Task
 from lavida_bench.tasks.base import Sample, ScoreContext
 
@@ -89,7 +89,10 @@ def write_manifest(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
     manifest = build_manifest(to_dict(cfg), model=model.describe(), tasks=task_info,
                               backends=backends.fingerprints(), device=resolve_device(cfg.model.device),
                               world_size=world.size)
-    store.root.mkdir(parents=True, exist_ok=True)
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # before any model time: an unusable output folder is bad input
+        raise StoreError(f"{store.root}: cannot create the run folder ({err.strerror or err})") from err
     write_or_check_manifest(store.root / "manifest.json", manifest)
     barrier(world)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from lavida_bench.config import PRESETS, ConfigError, build_config, load_config, to_yaml
+from lavida_bench.model.errors import CheckpointError
 from lavida_bench.store import StoreError
 from lavida_bench.tasks.base import DataError
 
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ConfigError, DataError, StoreError) as err:
+    except (ConfigError, DataError, StoreError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

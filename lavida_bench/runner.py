@@ -79,6 +79,10 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
 def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sample], variant: Variant,
                      store: RunStore, world: World, progress: bool) -> Progress:
     done = store.finished_ids(task.name, variant.name)
+    # Every rank must read the same finished set: without this barrier a fast rank appends
+    # records while a slow one is still reading, the two deal out different todo lists, and
+    # samples are skipped or generated twice.
+    barrier(world)
     todo = sorted((s for s in samples if s.id not in done), key=lambda s: s.id)
     mine = shard(todo, world)
     stats = Progress(total=len(samples), done_before=len(done & {s.id for s in samples}))

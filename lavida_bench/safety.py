@@ -7,13 +7,17 @@ make the harness read arbitrary files. Secrets (API keys) only ever come from th
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 from lavida_bench.tasks.base import DataError
 
-SECRET_NAME = re.compile(r"(API_KEY|_TOKEN|SECRET|PASSWORD)$")
+# Environment variables whose values are secrets: a name with a component (split at "_") such as
+# KEY, APIKEY, TOKEN, SECRET, PASSWORD or CREDENTIALS: OPENAI_API_KEY, MY_JUDGE_KEY, HF_TOKEN,
+# AWS_SECRET_ACCESS_KEY, DB_PASS. Not TOKENIZERS_PARALLELISM or MONKEY (docs/reliability.md).
+SECRET_NAME = re.compile(r"(^|_)(KEY|APIKEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?)(_|$)", re.IGNORECASE)
 MIN_SECRET_LEN = 8  # shorter values would redact ordinary words
 
 
@@ -36,6 +40,9 @@ def secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
+    """`text` with every secret value replaced, also in its JSON-escaped form (a key with a
+    quote or backslash in it is written escaped inside JSON records)."""
     for value in secret_values():
-        text = text.replace(value, "[REDACTED]")
+        for form in {value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]}:
+            text = text.replace(form, "[REDACTED]")
     return text

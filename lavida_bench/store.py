@@ -9,22 +9,29 @@ Layout::
     RUN/images/<task>/<variant>/<sample id>.png
     RUN/metrics.json
 
-Crash safety: every record is one line, written whole and flushed (and fsynced) as the sample
-finishes; images are written to a temporary name and renamed before their record is written,
-so a record always points at a complete image. A kill during a write leaves at most a torn
-trailing line, which `read_jsonl` detects and `repair_jsonl` truncates on resume.
+Crash safety: every record is one line, written whole and fsynced as the sample finishes;
+images are written to a temporary name, fsynced and renamed before their record is written, so a
+record always points at a complete image. A kill during a write leaves at most a torn trailing
+line, which `read_jsonl` detects and `repair` truncates on resume (deleting leftover
+temporaries too); a failed write (disk full) is cut back at once and raised as a `StoreError`
+naming the file. Every line written passes through `safety.redact`. `audit` and
+`stable_snapshot` state what a finished run folder must look like (docs/reliability.md).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from PIL import Image
 
+from lavida_bench.safety import redact
+
 OUTPUTS = "outputs"
+TMP_PREFIX = "."  # temporary files are hidden: ".<name>.tmp<pid>"
 SCORES = "scores"
 
 
@@ -85,48 +92,97 @@ def repair_jsonl(path: Path) -> bool:
 
 
 class JsonlWriter:
-    """Append-only JSONL writer that makes every record durable before returning."""
+    """Append-only JSONL writer that makes every record durable before returning.
+
+    Each record goes out as one unbuffered write of a whole line, then fsync. If the write fails
+    (disk full, quota, I/O error) the file is cut back to its last complete line, so what was
+    written before stays valid and resumable, and the error names the file. Secrets from the
+    environment are redacted from every line (safety.redact)."""
 
     def __init__(self, path: Path):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")
+            self._file = open(path, "ab", buffering=0)
         except OSError as err:
             raise StoreError(f"cannot open {path} for writing: {err.strerror or err}") from err
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+        line = (redact(json.dumps(record, ensure_ascii=False, sort_keys=True)) + "\n").encode()
+        start = self._file.tell()
         try:
-            self._file.write(line)
-            self._file.flush()
+            view = memoryview(line)
+            while view:  # a raw write may be partial
+                view = view[self._file.write(view):]
             os.fsync(self._file.fileno())
         except OSError as err:
+            self._cut_back(start)
             raise StoreError(f"cannot write to {self.path}: {err.strerror or err}") from err
 
-    def close(self) -> None:
-        self._file.close()
+    def _cut_back(self, size: int) -> None:
+        """Best effort: drop the partial line a failed write left behind (a resume would also
+        cut it as a torn trailing line)."""
+        try:
+            self._file.truncate(size)
+        except OSError:
+            pass
 
-    def __enter__(self) -> "JsonlWriter":
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as err:
+            raise StoreError(f"cannot close {self.path}: {err.strerror or err}") from err
+
+    def __enter__(self) -> JsonlWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # never let a second failure on close hide the error already in flight
+            self.close()
+        except StoreError:
+            pass
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write to a temporary name, fsync, rename: readers see the old file or the whole new one,
+    never a partial file, even after a kill or a power loss."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise StoreError(f"cannot write {path}: {err.strerror or err}") from err
 
 
+def discard(path: Path) -> None:
+    """Remove a file if it is there; a folder that cannot even be listed is no second error."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(path, redact(text).encode())
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` (never read as results)."""
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(f"{TMP_PREFIX}*.tmp*") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 class RunStore:
@@ -160,9 +216,13 @@ class RunStore:
         return ([merged] if merged.exists() else []) + sorted(d.glob(f"{OUTPUTS}.part-r*.jsonl"))
 
     def repair(self, task: str, variant: str) -> list[Path]:
-        """Cut torn trailing lines in this task/variant's files; returns the files repaired."""
+        """Cut torn trailing lines in this task/variant's files and delete temporaries a killed
+        writer left behind; returns the JSONL files repaired."""
         files = self.output_files(task, variant) + [self.stage_path(task, variant, SCORES)]
-        return [p for p in files if repair_jsonl(p)]
+        repaired = [p for p in files if repair_jsonl(p)]
+        for folder in (self.records_dir(task, variant), self.root / "images" / task / variant):
+            remove_stale_temporaries(folder)
+        return repaired
 
     def outputs(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
         """Latest record per sample id over the merged file and all shards: an ok record wins
@@ -185,7 +245,7 @@ class RunStore:
         merged = self.stage_path(task, variant, OUTPUTS)
         body = "".join(json.dumps(records[i], ensure_ascii=False, sort_keys=True) + "\n"
                        for i in sorted(records))
-        write_atomic(merged, body.encode())
+        write_atomic(merged, redact(body).encode())
         for p in parts:
             p.unlink()
         return merged
@@ -200,6 +260,92 @@ class RunStore:
         for tdir in sorted(p for p in base.iterdir() if p.is_dir()):
             for vdir in sorted(p for p in tdir.iterdir() if p.is_dir()):
                 yield tdir.name, vdir.name
+
+
+# Wall-clock measurements: the only values that differ between two CPU runs of the same config
+# and seeds. They appear in record traces, in scores that carry timings (RefCOCO's latency_s) and
+# in the metrics aggregated from those (docs/reliability.md, "Determinism").
+VOLATILE_FIELDS = frozenset({"latency_s", "runner_s", "peak_memory_bytes", "seconds"})
+
+
+def stable_view(value: Any) -> Any:
+    """`value` (a record, score record or metrics.json) without its wall-clock fields, at any
+    depth: what must be identical across reruns, resumes, batch sizes and process counts."""
+    if isinstance(value, dict):
+        return {k: stable_view(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+    if isinstance(value, list):
+        return [stable_view(v) for v in value]
+    return value
+
+
+def stable_snapshot(store: RunStore) -> dict[str, Any]:
+    """What a run produced that must not depend on how it got done (interrupted, resumed, on how
+    many processes, in what batches): records, scores and metrics in their stable view, image
+    bytes. Two runs of one config and seed must give equal snapshots."""
+    shot: dict[str, Any] = {}
+    metrics = store.root / "metrics.json"
+    if metrics.exists():
+        shot["metrics.json"] = inside_run(stable_view(json.loads(metrics.read_text())), str(store.root))
+    for task, variant in store.task_variants():
+        for stage in (OUTPUTS, SCORES):
+            records = [inside_run(stable_view(r), str(store.root))
+                       for r in read_jsonl(store.stage_path(task, variant, stage))[0]]
+            shot[f"{task}/{variant}/{stage}"] = sorted(records, key=lambda r: r["id"])
+    images = store.root / "images"
+    for png in sorted(images.rglob("*.png")) if images.is_dir() else []:
+        shot[str(png.relative_to(store.root))] = png.read_bytes()
+    return shot
+
+
+def inside_run(value: Any, root: str) -> Any:
+    """`value` with absolute paths into the run folder written as "RUN/...", so two run folders
+    that hold the same results compare equal (FID score records name their reference file)."""
+    if isinstance(value, dict):
+        return {k: inside_run(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [inside_run(v, root) for v in value]
+    if isinstance(value, str) and value.startswith(root + os.sep):
+        return "RUN" + value[len(root):]
+    return value
+
+
+def audit(store: RunStore) -> list[str]:
+    """Consistency problems of a finished run folder (empty when it is sound): a merged outputs
+    file per task/variant with each id once, no shard or temporary left over, every image an ok
+    record names present and decodable, no torn line, scores only for stored outputs."""
+    problems: list[str] = []
+    for task, variant in store.task_variants():
+        rdir = store.records_dir(task, variant)
+        leftovers = sorted(p.name for p in rdir.glob(f"{OUTPUTS}.part-r*.jsonl"))
+        leftovers += sorted(p.name for p in rdir.glob(f"{TMP_PREFIX}*.tmp*"))
+        problems += [f"{rdir / name}: left over after the run" for name in leftovers]
+        records, torn = read_jsonl(store.stage_path(task, variant, OUTPUTS))
+        ids = [r["id"] for r in records]
+        if torn:
+            problems.append(f"{store.stage_path(task, variant, OUTPUTS)}: torn trailing line")
+        if len(ids) != len(set(ids)):
+            problems.append(f"{store.stage_path(task, variant, OUTPUTS)}: duplicate ids")
+        for rec in records:
+            if rec.get("status") == "ok":
+                out = rec.get("output") or {}
+                for rel in [out.get("image"), *out.get("attempts", [])]:
+                    if rel is not None:
+                        problems += image_problems(store.root / rel, rec["id"])
+        scored = set(store.scores(task, variant))
+        problems += [f"{task}/{variant}: score for {sid!r} without an output" for sid in sorted(scored - set(ids))]
+    images = store.root / "images"
+    if images.is_dir():
+        problems += [f"{p}: temporary file left over" for p in sorted(images.rglob(f"{TMP_PREFIX}*.tmp*"))]
+    return problems
+
+
+def image_problems(path: Path, sample_id: str) -> list[str]:
+    try:
+        with Image.open(path) as im:
+            im.load()  # decodes every byte: a truncated PNG fails here
+    except (OSError, ValueError) as err:
+        return [f"{path}: image of record {sample_id!r} unreadable ({err})"]
+    return []
 
 
 def iter_batches(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -21,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from lavida_bench.model.config import LavidaConfig
+from lavida_bench.model.errors import CheckpointError
 from lavida_bench.model.network import AttnImpl, LavidaNetwork
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
@@ -28,10 +29,6 @@ from lavida_bench.model.vq import VQTokenizer, vq_from_config
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 VQ_PREFIX = "model.vqvae."
-
-
-class CheckpointError(ValueError):
-    """The checkpoint folder does not match the release layout; the message names what differs."""
 
 
 @dataclass

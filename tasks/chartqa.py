@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lavida_bench.protocol import Request
+from lavida_bench.safety import resolve_inside
 from lavida_bench.stats import mean_metric
 from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
 from lavida_bench.tasks.understanding_fixtures import make_chartqa_fixture, open_image, parse_options, read_json
@@ -102,7 +103,7 @@ class ChartQA(Task):
                 if not isinstance(rec.get(key), str):
                     got = "missing" if key not in rec else f"a {type(rec[key]).__name__}"
                     raise DataError(f"{where}, field {key!r}: expected a string, {got}")
-            image = path.parent / "png" / rec["imgname"]
+            image = resolve_inside(path.parent / "png", rec["imgname"], f"{where}, field 'imgname'")
             if not image.is_file():
                 raise DataError(f"{where}, field 'imgname': {image} not found")
             samples.append(Sample(f"{split}/{i:05d}", {"split": split, "imgname": rec["imgname"],

@@ -85,6 +85,7 @@ class GenEval(Task):
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
         meta = sample.data["metadata"]
         base = {"tag": meta["tag"], "prompt_index": sample.data["index"]}
+        self.check_classes_known(meta, sample.data["index"], ctx.backends.detector)
         if not output.get("image"):
             return {**base, "correct": 0.0, "reason": "no image returned", "attempts_correct": []}
         correct, reason = judge_image(ctx.load_image(output["image"]), meta, ctx.backends)
@@ -92,6 +93,16 @@ class GenEval(Task):
                     for rel in output.get("attempts") or []]
         return {**base, "correct": float(correct), "reason": reason,
                 "attempts_correct": [float(a) for a in attempts]}
+
+    def check_classes_known(self, meta: Mapping[str, Any], index: int, detector: Any) -> None:
+        """A prompt class the detector cannot output would silently score 0: make it an error."""
+        known = getattr(detector, "class_names", None)
+        if not known:
+            return
+        for clause in [*meta.get("include", []), *meta.get("exclude", [])]:
+            if clause["class"] not in known:
+                raise DataError(f"{self.data_dir / METADATA_FILE}: line {index + 1}: 'class' {clause['class']!r} "
+                                f"is not a class the {detector.name} detector knows")
 
     def aggregate(self, scores: list[Mapping[str, Any]]) -> dict[str, Metric]:
         by_tag: dict[str, list[float]] = {}
@@ -115,7 +126,11 @@ def read_metadata(path: Path) -> list[dict[str, Any]]:
     """Every line of evaluation_metadata.jsonl, checked against the official schema (§1.1)."""
     require_file(path, "GenEval evaluation_metadata.jsonl")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: line {n}: not UTF-8 text ({err})") from err
         if not line.strip():
             continue
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lavida_bench.protocol import Request
+from lavida_bench.safety import resolve_inside
 from lavida_bench.stats import mean_metric
 from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
 from lavida_bench.tasks.understanding_fixtures import (
@@ -191,8 +192,9 @@ class RefCOCO(Task):
             ref = image_ref(line["image"], f"{where}, field 'image'")
             if ref is None or "path" not in ref:
                 raise DataError(f"{where}, field 'image': expected a file path")
+            image = resolve_inside(base, ref["path"], f"{where}, field 'image'")
             entries.append({"expression": line["sent"], "bbox": box, "question_id": str(n),
-                            "expression_index": 0, "image": {"file": relative(base / ref["path"], self.data_dir)}})
+                            "expression_index": 0, "image": {"file": relative(image, self.data_dir.resolve())}})
         return entries
 
     # -- requests and scores -----------------------------------------------------------------

@@ -96,6 +96,7 @@ class StandinDetector(Backend):
 
     name: ClassVar[str] = "standin"
     standin: ClassVar[bool] = True
+    class_names: ClassVar[tuple[str, ...]] = SHAPES
 
     def detect(self, image: Image.Image) -> list[Detection]:
         return [det for det, _ in find_shapes(image)]
