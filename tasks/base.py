@@ -61,11 +61,25 @@ class ScoreContext:
 
     def load_image(self, relpath: str) -> Image.Image:
         path = self.run_dir / relpath
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise DataError(f"{path}: cannot read stored image ({err})") from err
+        return read_image(path, f"{path}: stored image")
+
+
+def read_image(source: str | Path | bytes, where: str) -> Image.Image:
+    """Decode an image file (or bytes) to RGB, refusing truncated files even where another library
+    (lmms-eval does, at import) has switched PIL to loading them silently."""
+    import io
+
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DataError(f"{where}: cannot decode image ({err})") from err
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 class Task(ABC):

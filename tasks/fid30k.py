@@ -33,7 +33,7 @@ from lavida_bench.backends.fid import IMAGE_SUFFIXES, reference_stats, stats_fro
 from lavida_bench.protocol import Request
 from lavida_bench.safety import resolve_inside
 from lavida_bench.stats import statistic_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
+from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant, read_image
 from lavida_bench.tasks.generation_fixtures import (COCO_CAPTIONS, COCO_IMAGES, MJHQ_IMAGES,
                                                     generation_request, parse_options, read_json,
                                                     write_fid_fixture)
@@ -218,11 +218,7 @@ def read_coco(path: Path, size: int, seed: int) -> list[Sample]:
 def load_images(paths: Sequence[Path]) -> list[Image.Image]:
     out = []
     for p in paths:
-        try:
-            with Image.open(p) as im:
-                out.append(im.convert("RGB"))
-        except OSError as err:
-            raise DataError(f"{p}: cannot read reference image ({err})") from err
+        out.append(read_image(p, f"{p}: reference image"))
     return out
 
 

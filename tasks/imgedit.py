@@ -30,7 +30,7 @@ from PIL import Image
 from lavida_bench.protocol import Request
 from lavida_bench.safety import redact, resolve_inside
 from lavida_bench.stats import macro_metric, mean_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
+from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant, read_image
 from lavida_bench.tasks.generation_fixtures import (generation_request, parse_options, read_json,
                                                     write_imgedit_fixture)
 
@@ -96,11 +96,7 @@ class ImgEdit(Task):
 
     def source_image(self, sample: Sample) -> Image.Image:
         path = resolve_inside(self.image_root, sample.data["id"], f"{self.name} sample {sample.id}")
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except OSError as err:
-            raise DataError(f"{path}: cannot read source image of item {sample.id} ({err})") from err
+        return read_image(path, f"{path}: source image of item {sample.id}")
 
     def model_input(self, sample: Sample) -> Image.Image:
         image = self.source_image(sample)

@@ -21,7 +21,7 @@ from typing import Any, Mapping, TypeVar
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lavida_bench.tasks.base import DataError
+from lavida_bench.tasks.base import DataError, read_image
 
 T = TypeVar("T")
 
@@ -66,11 +66,7 @@ def image_ref(value: Any, where: str) -> dict[str, Any] | None:
 
 def open_image(source: bytes | Path, where: str) -> Image.Image:
     """Decode image bytes or a file into RGB, with an error naming the record."""
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise DataError(f"{where}: cannot decode image ({err})") from err
+    return read_image(source, where)
 
 
 class ParquetImages:
