@@ -16,7 +16,16 @@ from PIL import Image
 from lavida_bench.backends import Backends, BackendsConfig
 from lavida_bench.tasks.base import ScoreContext
 
-SHARED_DATA = Path("/work/shared/data")
+def shared_data() -> Path:
+    """The official metadata files next to the repository (`../shared/data`), as the project
+    provides them; the workspace path is the fallback for a clone made elsewhere."""
+    for candidate in (Path(__file__).resolve().parents[2].parent / "shared" / "data", Path("/work/shared/data")):
+        if candidate.is_dir():
+            return candidate
+    return candidate
+
+
+SHARED_DATA = shared_data()
 
 
 @dataclass
