@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lavida_bench.protocol import Request
+from lavida_bench.safety import resolve_inside
 from lavida_bench.seeds import sample_seed
 from lavida_bench.stats import mean_metric
 from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
@@ -276,7 +277,8 @@ class MMMU(Task):
             ref = image_ref(row[name], f"{where}, field {name!r}")
             if ref is None:
                 raise DataError(f"{where}, field {name!r}: the prompt names this image but it is empty")
-            images.append({"file": relative(path.parent / ref["path"], self.data_dir), "column": name}
+            images.append({"file": relative(resolve_inside(path.parent, ref["path"], f"{where}, field {name!r}"),
+                                            self.data_dir.resolve()), "column": name}
                           if "path" in ref else
                           {"parquet": relative(path, self.data_dir), "row": index, "column": name})
         data = {"id": row["id"], "subject": match.group(2), "discipline": DISCIPLINE_OF[match.group(2)],
