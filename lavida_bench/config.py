@@ -88,7 +88,7 @@ class SpeedConfig:
     understand_tokens: int = 256  # lmms-eval default max_new_tokens (§6.1)
     input_size: List[int] = field(default_factory=lambda: [640, 480])  # understand/ground input (COCO-like)
     comparisons: List[str] = field(default_factory=lambda: [
-        "prefix_cache", "image_only", "cfg_batching", "ground_vs_ar", "understand_vs_ar", "qwen_ground",
+        "prefix_cache", "image_only", "image_prompt_cache", "cfg_batching", "ground_vs_ar", "understand_vs_ar", "qwen_ground",
         "harness", "scoring"])
     qwen_preset: str = "tiny"  # tiny | official (random weights) | none; qwen_path wins when given
     qwen_path: Optional[str] = None  # local Qwen2.5-VL-7B-Instruct folder

@@ -42,7 +42,7 @@ def demo_config(output: Path, model_kind: str, checkpoint: Path, data: dict[str,
 # the side-by-side comparisons; `lavida-bench speed --config speed` is the full suite.
 DEMO_SPEED = ["speed.cases=[understand,ground1,ground4,generate,edit,plan_reflect]", "speed.batch_sizes=[1]",
               "speed.repeats=1", "speed.resolutions=[128]", "speed.understand_tokens=32",
-              "speed.comparisons=[prefix_cache,image_only,cfg_batching,ground_vs_ar]"]
+              "speed.comparisons=[prefix_cache,image_only,image_prompt_cache,cfg_batching,ground_vs_ar]"]
 
 
 def run_demo_speed(folder: Path) -> None:

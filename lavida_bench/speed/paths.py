@@ -12,6 +12,11 @@ production pipeline code runs unchanged and only the one optimisation under test
 
 `image_only` (skip text rows after the joint blocks, §3.2 IGNORE_TEXT_LOSS) is a pipeline flag
 and needs no stand-in.
+
+`CachedImagePrompt` goes the other way: it is NOT the release's math. It encodes the rows before
+the first image row once per draw and lets every step attend to that cache, so the prompt no
+longer sees the image tokens in the joint blocks (§3.2). It exists to measure what such a cache
+would buy; its images differ, and the comparison reports by how much.
 """
 from __future__ import annotations
 
@@ -79,6 +84,34 @@ class SplitGuidance(NetworkProxy):
             h, _ = self._net(embeds[part], **sliced)
             hidden.append(h)
         return torch.cat(hidden), None
+
+
+class CachedImagePrompt(NetworkProxy):
+    """Approximate prompt cache for image steps: rows before the first image row are encoded once
+    (prefix-LM style) and reused while they stay the same; each step runs only the remaining rows."""
+
+    def __init__(self, network: LavidaNetwork):
+        super().__init__(network)
+        self._prefix: Tensor | None = None
+        self._cache: Any = None
+
+    def __call__(self, embeds: Tensor, **kwargs: Any) -> Any:
+        gen, valid = kwargs.get("gen_mask"), kwargs.get("valid")
+        if gen is None or kwargs.get("cache") is not None or kwargs.get("use_cache"):
+            return self._net(embeds, **kwargs)
+        first = int(gen.float().argmax(1).min())  # first image row (same layout in every row)
+        if first == 0:
+            return self._net(embeds, **kwargs)
+        prefix = embeds[:, :first]
+        if self._prefix is None or self._prefix.shape != prefix.shape or not torch.equal(self._prefix, prefix):
+            pre_valid = valid[:, :first] if valid is not None else None
+            _, self._cache = self._net(prefix, valid=pre_valid, use_cache=True)
+            self._prefix = prefix.clone()
+        rest = {k: (v[:, first:] if isinstance(v, Tensor) and v.dim() == 2 and v.shape[1] == embeds.shape[1] else v)
+                for k, v in kwargs.items()}
+        rest["image_only"] = False  # the cached path runs all remaining rows
+        hidden, _ = self._net(embeds[:, first:], cache=self._cache, **rest)
+        return torch.cat([embeds[:, :first], hidden], dim=1), None
 
 
 @contextlib.contextmanager

@@ -91,6 +91,15 @@ def test_comparisons_are_equal_and_counted(result: tuple[dict[str, Any], Path]) 
         assert entry["speedup"] is not None
 
 
+def test_image_prompt_cache_is_measured_and_labelled_approximate(result: tuple[dict[str, Any], Path]) -> None:
+    approx = result[0]["comparisons"]["image_prompt_cache"]
+    assert approx["labels"] == ["cache_off", "cache_on_approx"] and "APPROXIMATE" in approx["name"]
+    # the cached path encodes the prompt once per draw, then runs only the image (+ trailing) rows
+    assert approx["cache_off"]["network_passes"] == STEPS
+    assert approx["cache_on_approx"]["network_passes"] == STEPS + 1
+    assert approx["speedup"] is not None and 0.0 <= approx["code_agreement"] <= 1.0
+
+
 def test_harness_and_scoring_reported(result: tuple[dict[str, Any], Path]) -> None:
     res, _ = result
     harness = res["harness"]
