@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from lavida_bench.protocol import Request, Result, Trace
+from lavida_bench.api import Request, Result, Trace
 
 GREY = (128, 128, 128)
 DEFAULT_RESOLUTION = 256

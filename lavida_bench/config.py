@@ -7,24 +7,18 @@ The schema is a tree of dataclasses used as OmegaConf structured configs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import OmegaConf
 
-from lavida_bench.backends import BackendsConfig
-from lavida_bench.protocol import Options
-
-
-class ConfigError(ValueError):
-    """One or more configuration problems, each with its key path."""
-
-    def __init__(self, problems: list[str], source: str = "config"):
-        self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+from lavida_bench.api import ConfigError, Options
+from lavida_bench.backends import BackendsConfig, unset_evaluators
+from lavida_bench.validate import problems as schema_problems
 
 
 @dataclass
@@ -38,6 +32,9 @@ class ModelConfig:
     grounding_frame: str = "pad_square"  # LOC coordinate frame: pad_square | per_axis
     resolution: int = 1024  # default generation/editing side in pixels (a task or variant may override)
     cpu_threads: Optional[int] = None  # torch CPU threads (None = torch's default); 1 suits tiny models
+    # manifest fingerprint of the weights: False = size + safetensors header + 16 sampled 64 KiB blocks
+    # per file (milliseconds); True = sha256 of every byte (~20 s at 21 GB; README guarantees)
+    full_weights_hash: bool = False
 
 
 @dataclass
@@ -60,7 +57,7 @@ class VariantConfig:
 class TaskConfig:
     data: Optional[str] = None  # local folder with the benchmark's files
     variants: Optional[List[str]] = None  # None = the task's default variants
-    limit: Optional[int] = None  # first N samples only (smoke tests)
+    limit: Optional[Union[int, float]] = None  # first N samples, or a fraction in (0, 1) (see `sample_count`)
     options: Dict[str, Any] = field(default_factory=dict)  # task-specific, validated by the task
 
 
@@ -83,9 +80,9 @@ class SpeedConfig:
     cases: List[str] = field(default_factory=lambda: ["understand", "ground1", "ground4", "generate", "edit"])
     resolutions: List[int] = field(default_factory=lambda: [1024])
     model_preset: str = "tiny"  # tiny | small | official (random weights, labelled as such)
-    # Added by the speed suite (lavida_bench/speed):
-    image_steps: int = 64  # official T2I / edit step count (lavida-o-model.md §6.2.2)
-    understand_tokens: int = 256  # lmms-eval default max_new_tokens (§6.1)
+    # What one case runs, sized like the official evaluations so measured times are comparable:
+    image_steps: int = 64  # official T2I / edit step count (LaVida-O `llava/eval/1024_eval.yaml`)
+    understand_tokens: int = 256  # the release's lmms-eval runs' default max_new_tokens (LaVida-O `eval/run.sh`)
     input_size: List[int] = field(default_factory=lambda: [640, 480])  # understand/ground input (COCO-like)
     comparisons: List[str] = field(default_factory=lambda: [
         "prefix_cache", "image_only", "image_prompt_cache", "cfg_batching", "ground_vs_ar", "understand_vs_ar", "qwen_ground",
@@ -105,6 +102,7 @@ class RunConfig:
     output: str = "runs/latest"
     seed: int = 0
     batch_size: int = 1
+    limit: Optional[Union[int, float]] = None  # every task: first N samples or a fraction (a task's own limit may cut further)
     model: ModelConfig = field(default_factory=ModelConfig)
     tasks: Dict[str, TaskConfig] = field(default_factory=dict)
     variants: Dict[str, VariantConfig] = field(default_factory=default_variants)
@@ -119,33 +117,153 @@ def preset_text(name: str) -> str:
     return resources.files("lavida_bench.presets").joinpath(f"{name}.yaml").read_text()
 
 
-def load_config(config: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Preset name or YAML path, then `key=value` overrides; validated before anything runs."""
-    if config is None:
-        raw, source = {}, "defaults"
-    elif str(config) in PRESETS:
-        raw, source = OmegaConf.to_container(OmegaConf.create(preset_text(str(config)))), f"preset {config}"
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError([f"config file {path} does not exist (or name a preset: {', '.join(PRESETS)})"])
-        raw, source = OmegaConf.to_container(OmegaConf.load(path)), str(path)
-    if overrides:
+def load_config(config: str | Path | None = None, overrides: list[str] | None = None,
+                tasks: list[str] | None = None) -> RunConfig:
+    """Preset name or YAML path, then `key=value` overrides, then the `--tasks` selection;
+    validated before anything runs."""
+    raw, source = read_source(config)
+    raw = normalize(merge_overrides(raw, overrides or [], source))
+    if tasks is not None:
+        raw["tasks"] = select_tasks(raw.get("tasks") or {}, tasks, source)
+    return resolve_paths(build_config(raw, source))
+
+
+def merge_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """`raw` with `key=value` overrides applied (values are YAML); a malformed one is a ConfigError."""
+    if not overrides:
+        return raw or {}
+    problems = []
+    for item in overrides:
         try:
-            dot = OmegaConf.from_dotlist(list(overrides))
+            OmegaConf.from_dotlist([item])
         except Exception as err:  # omegaconf raises several grammar error types
-            raise ConfigError([f"cannot parse overrides {overrides}: {err}"], source) from err
-        raw = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(raw or {}), dot))
-    return build_config(raw or {}, source)
+            problems.append(f"override {item!r}: cannot parse ({str(err).splitlines()[0]}); expected key=value")
+    if problems:
+        raise ConfigError(problems, source)
+    merged = OmegaConf.merge(OmegaConf.create(raw or {}), OmegaConf.from_dotlist(list(overrides)))
+    return typing.cast(dict, OmegaConf.to_container(merged))
+
+
+def read_source(config: str | Path | None) -> tuple[dict[str, Any], str]:
+    if config is None:
+        return {}, "defaults"
+    if str(config) in PRESETS:
+        return OmegaConf.to_container(OmegaConf.create(preset_text(str(config)))), f"preset {config}"
+    path = Path(config)
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist (or name a preset: {', '.join(PRESETS)})"])
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path)) or {}, str(path)
+    except Exception as err:  # YAML syntax errors come in several types
+        raise ConfigError([f"cannot parse YAML: {err}"], str(path)) from err
+
+
+def normalize(raw: dict[str, Any]) -> dict[str, Any]:
+    """Accept a single variant name (`tasks.geneval.variants=plain`) or a comma list where the
+    schema wants a list: a dotlist override cannot spell a one-element list otherwise."""
+    for tcfg in (raw.get("tasks") or {}).values():
+        if isinstance(tcfg, dict) and isinstance(tcfg.get("variants"), str):
+            tcfg["variants"] = [v.strip() for v in tcfg["variants"].split(",") if v.strip()]
+    return raw
+
+
+def select_tasks(tasks: dict[str, Any], names: list[str], source: str) -> dict[str, Any]:
+    """The `--tasks a,b` subset, in the order given; a registered task the config does not
+    list joins with default settings (its data folder then comes from an override)."""
+    from lavida_bench.tasks import TASKS
+
+    unknown = [n for n in names if n not in tasks and n not in TASKS]
+    if unknown or not names:
+        available = ", ".join(dict.fromkeys([*tasks, *TASKS.names()]))
+        raise ConfigError([f"--tasks: unknown task(s) {', '.join(unknown) or '(none given)'} "
+                           f"(available: {available})"], source)
+    return {n: tasks.get(n) or {} for n in dict.fromkeys(names)}
 
 
 def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    problems = check_schema(RunConfig, raw, "")
+    problems = schema_problems(RunConfig, raw, "")
     problems += check_names(raw)
+    problems += [] if problems else unset_evaluators(raw.get("backends"), (raw.get("tasks") or {}).keys())
     if problems:
         raise ConfigError(problems, source)
     merged = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
-    return typing.cast(RunConfig, OmegaConf.to_object(merged))
+    cfg = typing.cast(RunConfig, OmegaConf.to_object(merged))
+    problems = check_values(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+ATTENTION = ("sdpa", "eager")
+# model/sampling/grounding.py FRAMES (not imported: that package loads the whole sampler);
+# tests/harness/test_config.py checks the two agree.
+GROUNDING_FRAMES = ("pad_square", "per_axis")
+
+
+def check_values(cfg: RunConfig) -> list[str]:
+    """Values the types allow but nothing can run: unknown enumeration members, counts below
+    one, limits that select nothing. Checked at load, so `validate` and `run` refuse them alike."""
+    from lavida_bench.model.prompts import IMAGE_SETTINGS
+
+    m = cfg.model
+    problems = [f"model.{key}: {value!r} is not one of {', '.join(choices)}"
+                for key, value, choices in (("dtype", m.dtype, DTYPES), ("attn_implementation", m.attn_implementation, ATTENTION),
+                                            ("image_settings", m.image_settings, tuple(IMAGE_SETTINGS)),
+                                            ("grounding_frame", m.grounding_frame, GROUNDING_FRAMES))
+                if value not in choices]
+    problems += device_problems(m.device)
+    problems += [f"{key}: must be at least 1, got {value}" for key, value in
+                 (("batch_size", cfg.batch_size), ("model.resolution", m.resolution), ("model.cpu_threads", m.cpu_threads))
+                 if value is not None and value < 1]
+    problems += limit_problems("limit", cfg.limit)
+    for name, tcfg in cfg.tasks.items():
+        problems += limit_problems(f"tasks.{name}.limit", tcfg.limit)
+        if tcfg.variants == []:
+            problems.append(f"tasks.{name}.variants: empty (leave it out for the task's default variants)")
+    return problems
+
+
+def speed_problems(speed: SpeedConfig) -> list[str]:
+    """The speed suite's enumerations and counts (checked by `speed` before it builds anything)."""
+    from lavida_bench.speed.qwen import PRESETS as QWEN_PRESETS
+    from lavida_bench.speed.random_model import PRESETS as MODEL_PRESETS
+
+    problems = [f"speed.{key}: {value!r} is not one of {', '.join(choices)}"
+                for key, value, choices in (("model_preset", speed.model_preset, MODEL_PRESETS),
+                                            ("qwen_preset", speed.qwen_preset, (*QWEN_PRESETS, "none")))
+                if value not in choices]
+    problems += [f"speed.{key}: every value must be at least 1, got {values}" for key, values in
+                 (("batch_sizes", speed.batch_sizes), ("resolutions", speed.resolutions),
+                  ("repeats", [speed.repeats]), ("image_steps", [speed.image_steps])) if any(v < 1 for v in values)]
+    return problems
+
+
+def device_problems(device: str) -> list[str]:
+    import torch
+
+    if device == "auto":
+        return []
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        return [f"model.device: {device!r} is not a device (auto, cpu, cuda, cuda:N)"]
+    return []
+
+
+def limit_problems(key: str, limit: float | None) -> list[str]:
+    """lmms-eval's meaning: N >= 1 takes the first N samples, 0 < f < 1 the first ceil(f x total)
+    (lmms_eval/evaluator_utils.py, `get_sample_size`); anything else selects nothing sensible."""
+    if limit is None or 0 < limit < 1 or (limit >= 1 and float(limit).is_integer()):
+        return []
+    return [f"{key}: expected a whole number of samples >= 1 or a fraction between 0 and 1, got {limit!r}"]
+
+
+def sample_count(limit: float | None, total: int) -> int:
+    """How many of `total` samples a limit keeps (see `limit_problems`)."""
+    if limit is None:
+        return total
+    return min(total, math.ceil(total * limit) if limit < 1 else int(limit))
 
 
 def check_names(raw: dict[str, Any]) -> list[str]:
@@ -163,48 +281,25 @@ def check_names(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_schema(schema: Any, value: Any, path: str) -> list[str]:
-    """All mismatches between a raw value and a dataclass/typing schema, with key paths."""
-    where = path or "<root>"
-    origin, args = typing.get_origin(schema), typing.get_args(schema)
-    if schema is Any:
-        return []
-    if origin is typing.Union:  # Optional[X]
-        if value is None and type(None) in args:
-            return []
-        inner = [a for a in args if a is not type(None)]
-        return check_schema(inner[0], value, path)
-    if value is None:
-        return [f"{where}: null is not allowed (expected {getattr(schema, '__name__', schema)})"]
-    if dataclasses.is_dataclass(schema):
-        if not isinstance(value, dict):
-            return [f"{where}: expected a mapping for {schema.__name__}, got {type(value).__name__}"]
-        hints = typing.get_type_hints(schema)
-        problems = [f"{path + '.' if path else ''}{k}: unknown key (valid: {', '.join(hints)})"
-                    for k in value if k not in hints]
-        for k, v in value.items():
-            if k in hints:
-                problems += check_schema(hints[k], v, f"{path}.{k}" if path else k)
-        return problems
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            return [f"{where}: expected a mapping, got {type(value).__name__}"]
-        return [p for k, v in value.items() for p in check_schema(args[1], v, f"{path}.{k}")]
-    if origin in (list, List):
-        if not isinstance(value, list):
-            return [f"{where}: expected a list, got {type(value).__name__}"]
-        return [p for i, v in enumerate(value) for p in check_schema(args[0], v, f"{path}[{i}]")]
-    return check_scalar(schema, value, where)
+# Backend settings that name files or folders besides the `*_path` ones.
+BACKEND_FILES = ("fid_reference", "judge_cache", "detector_classes", "detector_config")
 
 
-def check_scalar(schema: type, value: Any, where: str) -> list[str]:
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(schema, True)
-    return [] if ok else [f"{where}: expected {schema.__name__}, got {type(value).__name__} {value!r}"]
+def resolve_paths(cfg: RunConfig) -> RunConfig:
+    """Every path the config names made absolute and resolved, so the manifest still points at
+    the right files when `score` or `report` run from another directory."""
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else str(Path(path).expanduser().resolve())
+
+    cfg.output = absolute(cfg.output) or cfg.output
+    cfg.model.checkpoint = absolute(cfg.model.checkpoint)
+    cfg.speed.qwen_path = absolute(cfg.speed.qwen_path)
+    for tcfg in cfg.tasks.values():
+        tcfg.data = absolute(tcfg.data)
+    for f in dataclasses.fields(cfg.backends):
+        if f.name.endswith("_path") or f.name in BACKEND_FILES:
+            setattr(cfg.backends, f.name, absolute(getattr(cfg.backends, f.name)))
+    return cfg
 
 
 def to_yaml(cfg: RunConfig) -> str:

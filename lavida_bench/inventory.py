@@ -1,16 +1,18 @@
-"""`lavida-bench ls`: which run folders exist and how complete each task/variant is."""
+"""`lavida-bench ls`: which run folders exist under a folder (at any depth) and how complete
+each task/variant is."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from lavida_bench.store import RunStore
+from lavida_bench.store import RunStore, read_json
 
 
 def run_folders(root: Path) -> list[Path]:
+    """Every folder under `root` (itself included) that holds a manifest.json; the demo nests
+    its runs (runs/demo/lavida_o, runs/demo/constant), so the search is recursive."""
     if (root / "manifest.json").is_file():
         return [root]
-    return sorted(p.parent for p in root.glob("*/manifest.json"))
+    return sorted(p.parent for p in root.rglob("manifest.json"))
 
 
 def describe_runs(root: Path) -> str:
@@ -19,7 +21,7 @@ def describe_runs(root: Path) -> str:
         return f"no run folders under {root}"
     lines = []
     for run in runs:
-        manifest = json.loads((run / "manifest.json").read_text())
+        manifest = read_json(run / "manifest.json")
         expected = {t["name"]: t["samples"] for t in manifest.get("tasks", [])}
         lines.append(f"{run}  model={manifest.get('model', {}).get('name')}  created={manifest.get('created')}")
         store = RunStore(run)

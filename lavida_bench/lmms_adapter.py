@@ -2,13 +2,15 @@
 
 lmms-eval 0.7.3 finds external models through the `lmms_eval.models` entry-point group
 (pyproject.toml points it at `manifests` below); the `@register_model` decorator alone is not
-enough in that version (dependencies.md "lmms-eval 0.7.3 as a library"). lmms-eval imports this
+enough in that version (lmms-eval 0.7.3 `lmms_eval/models/__init__.py` builds its registry from
+the built-in list and that entry-point group). lmms-eval imports this
 module while it builds its model registry and swallows any import error into a warning that hides
 every plugin, so this module imports nothing heavy at the top: the model code is imported when a
 model is built.
 
 The class is a thin adapter over `LavidaPipeline.understand`; it reproduces the release's own
-lmms-eval wrapper (`eval/lmms_eval/models/llava_llada.py`, lavida-o-model.md §5.4 and §6.1):
+lmms-eval wrapper (adobe-research/LaVida-O `eval/lmms_eval/models/llava_llada.py`, sampler in
+`llava/model/language_model/llada/generate.py`):
 one image placeholder per image before the question, prefix-LM decoding with
 `block_length = min(128, max_new_tokens)`, temperature forced to 0, `max_new_tokens` 256 unless
 the task sets it, the answer decoded with special tokens skipped, `lstrip('!')`, `strip()`.
@@ -31,12 +33,12 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "lavida_o"
 # The release's lmms-eval runs (eval/run.sh) default to 256 new tokens unless the task sets it
-# (lavida-o-model.md §6.1).
+# (LaVida-O `eval/run.sh`).
 DEFAULT_MAX_NEW_TOKENS = 256
-MAX_BLOCK_LENGTH = 128  # block_length = min(128, max_new_tokens), lavida-o-model.md §6.1
+MAX_BLOCK_LENGTH = 128  # block_length = min(128, max_new_tokens), LaVida-O `llava/model/language_model/llada/generate.py`
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # Sampling settings the release's wrapper overrides (temperature forced to 0, greedy decoding,
-# lavida-o-model.md §6.1): accepted from a task, never used. A value that asks for sampling is
+# LaVida-O `eval/lmms_eval/models/llava_llada.py`): accepted from a task, never used. A value that asks for sampling is
 # logged once so a user sees that it had no effect.
 IGNORED_GEN_KWARGS = {"temperature": 0, "do_sample": False, "top_p": None, "top_k": None,
                       "num_beams": 1, "image_aspect_ratio": None}
@@ -62,7 +64,7 @@ def parse_gen_kwargs(gen_kwargs: dict[str, Any] | None, default_max_new_tokens: 
 
     `until` may be a string or a list of strings; `max_new_tokens` must be at most 128 or a
     multiple of 128, because the answer is decoded in blocks of min(128, max_new_tokens) tokens
-    (lavida-o-model.md §6.1, `generate.py`: "must divide").
+    (LaVida-O `llava/model/language_model/llada/generate.py`: "must divide").
     """
     kwargs = dict(gen_kwargs or {})
     until = kwargs.pop("until", None)
@@ -75,7 +77,7 @@ def parse_gen_kwargs(gen_kwargs: dict[str, Any] | None, default_max_new_tokens: 
     else:
         raise ValueError(f"{where}: generation_kwargs 'until' must be a string or a list of strings, "
                          f"got {until!r}")
-    # The release's runs pass `--gen_kwargs prefix_lm=True` (benchmarks.md §6.2); the pipeline
+    # The release's runs pass `--gen_kwargs prefix_lm=True` (LaVida-O `eval/run.sh`); the pipeline
     # always decodes that way, so only the other value is refused.
     prefix_lm = kwargs.pop("prefix_lm", True)
     if prefix_lm not in (True, "True", "true"):
@@ -236,7 +238,7 @@ class LavidaO(lmms):
     # -- helpers ------------------------------------------------------------------------------
     def _prepare(self, req: Instance) -> tuple[Any, GenSettings]:
         """One lmms-eval request -> one pipeline `Request` and its decoding settings."""
-        from lavida_bench.protocol import Options, Request
+        from lavida_bench.api import Options, Request
 
         context, gen_kwargs, doc_to_visual, doc_id, task, split = req.args[:6]
         where = f"lmms-eval task {task!r} split {split!r} doc {doc_id}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import platform
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from typing import Any
 import torch
 
 from lavida_bench import __version__
-from lavida_bench.store import StoreError, write_json
+from lavida_bench.api import StoreError
+from lavida_bench.safety import redact
+from lavida_bench.store import read_json, write_json
 
 PACKAGES = ("torch", "torchvision", "transformers", "diffusers", "safetensors", "omegaconf",
             "pandas", "numpy", "pillow", "pycocotools", "torchmetrics", "clean-fid", "lmms-eval")
@@ -91,22 +94,59 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
     return diffs
 
 
+def without_limits(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every sample limit taken out: a limit decides how many samples run, not
+    what a finished sample's output is."""
+    tasks = {n: {k: v for k, v in (t or {}).items() if k != "limit"} for n, t in (config.get("tasks") or {}).items()}
+    return {**{k: v for k, v in config.items() if k != "limit"}, "tasks": tasks}
+
+
+def resume_differences(old: dict[str, Any], new: dict[str, Any], *, with_model: bool = True) -> list[str]:
+    """Why a run folder made under manifest `old` cannot be continued under `new`. Raising a
+    limit only adds samples and is allowed; lowering one would leave finished samples out."""
+    diffs = config_differences(without_limits(old.get("config", {})), without_limits(new["config"]))
+    if with_model:
+        # the model entry holds the weights' fingerprints: name the file and hash that changed
+        stored_model = json.loads(json.dumps(new.get("model") or {}, default=str))
+        diffs += config_differences(old.get("model") or {}, stored_model, "model.")
+    old_tasks = {t["name"]: t for t in old.get("tasks", [])}
+    for task in new.get("tasks", []):
+        before = old_tasks.get(task["name"], {})
+        if {k: v for k, v in before.items() if k != "samples"} != {k: v for k, v in task.items() if k != "samples"}:
+            diffs.append(f"tasks: {task['name']}: fingerprints or versions differ")
+        elif task.get("samples", 0) < before.get("samples", 0):
+            diffs.append(f"tasks.{task['name']}.limit: {before['samples']} -> {task['samples']} samples "
+                         "(a limit may only be raised on an existing run)")
+    return diffs
+
+
+def check_resume(path: Path, manifest: dict[str, Any], *, with_model: bool = True) -> dict[str, Any] | None:
+    """The folder's manifest when it can be continued under `manifest` (None for a new folder);
+    raises `StoreError` listing every difference otherwise."""
+    if not path.exists():
+        return None
+    old = read_json(path)
+    # the stored manifest was redacted when written: compare like with like, so a secret inside a
+    # config value does not block every resume, and no difference listed can show a secret
+    diffs = resume_differences(old, redact(manifest), with_model=with_model)
+    if diffs:
+        raise StoreError(redact(f"{path}: this run folder was made with different settings; "
+                                "use a new --output or restore them:\n  " + "\n  ".join(diffs)))
+    return old
+
+
 def write_or_check_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """First run: write. Resume: refuse if the settings differ, else keep the original manifest
-    and append this invocation to its `resumes` list."""
-    import json
-
-    if path.exists():
-        old = json.loads(path.read_text())
-        diffs = config_differences(old.get("config", {}), manifest["config"])
-        for key in ("model", "tasks"):
-            if old.get(key) != manifest.get(key):
-                diffs.append(f"{key}: fingerprints or versions differ")
-        if diffs:
-            raise StoreError(f"{path}: this run folder was made with different settings; "
-                             "use a new --output or restore them:\n  " + "\n  ".join(diffs))
-        old.setdefault("resumes", []).append({"created": manifest["created"], "command": manifest["command"],
-                                              "world_size": manifest["world_size"]})
-        write_json(path, old)
-    else:
+    (with the possibly raised limits and sample counts) and append this invocation to its
+    `resumes` list."""
+    old = check_resume(path, manifest)
+    if old is None:
         write_json(path, manifest)
+        return
+    old["config"]["limit"] = manifest["config"].get("limit")
+    for name, tcfg in manifest["config"].get("tasks", {}).items():
+        old["config"]["tasks"][name]["limit"] = tcfg.get("limit")
+    old["tasks"] = manifest["tasks"]
+    old.setdefault("resumes", []).append({"created": manifest["created"], "command": manifest["command"],
+                                          "world_size": manifest["world_size"]})
+    write_json(path, old)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from lavida_bench.config import ConfigError, ModelConfig
-from lavida_bench.protocol import Model
+from lavida_bench.api import ConfigError, Model
+from lavida_bench.config import ModelConfig
+from lavida_bench.model.devices import resolve_device  # noqa: F401 - re-exported for the CLI
 from lavida_bench.registry import Registry
 
 MODELS: Registry = Registry("model", {
@@ -14,12 +13,6 @@ MODELS: Registry = Registry("model", {
     "constant": "lavida_bench.baselines:ConstantModel",
 })
 NEEDS_CHECKPOINT = {"lavida_o"}
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def check_model_paths(cfg: ModelConfig) -> list[str]:

@@ -8,6 +8,7 @@ sample's output is the same whichever rank, batch or resume produced it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,13 +16,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lavida_bench.config import RunConfig
+from lavida_bench.api import DataError, Model, Request, Result, Sample, StoreError, Variant, call_capability
+from lavida_bench.config import RunConfig, sample_count
 from lavida_bench.dist import World, barrier, shard
-from lavida_bench.protocol import Model, Request, Result, call_capability
 from lavida_bench.safety import redact
 from lavida_bench.seeds import sample_seed
-from lavida_bench.store import JsonlWriter, RunStore, StoreError, iter_batches
-from lavida_bench.tasks.base import DataError, Sample, Task, Variant
+from lavida_bench.store import JsonlWriter, RunStore, iter_batches, sample_digest
+from lavida_bench.tasks.base import Task
+
+log = logging.getLogger("lavida_bench.run")
 
 
 @dataclass
@@ -55,9 +58,13 @@ def load_samples(cfg: RunConfig, tasks: dict[str, Task]) -> dict[str, list[Sampl
             if s.id in seen:
                 raise DataError(f"task {name}: duplicate sample id {s.id!r} in {task.data_dir}")
             seen.add(s.id)
-        limit = cfg.tasks[name].limit
-        out[name] = samples[:limit] if limit is not None else samples
+        out[name] = samples[:limit_for(cfg, name, len(samples))]
     return out
+
+
+def limit_for(cfg: RunConfig, task: str, total: int) -> int:
+    """Samples of `task` a run takes: the run-wide `limit` and the task's own, whichever is smaller."""
+    return min(sample_count(cfg.limit, total), sample_count(cfg.tasks[task].limit, total))
 
 
 def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples: dict[str, list[Sample]],
@@ -67,8 +74,11 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
         if world.is_main:
             store.repair(task_name, variant.name)
         barrier(world)
-        summary[(task_name, variant.name)] = run_task_variant(
-            cfg, model, tasks[task_name], samples[task_name], variant, store, world, progress)
+        start = time.perf_counter()
+        stats = run_task_variant(cfg, model, tasks[task_name], samples[task_name], variant, store, world, progress)
+        summary[(task_name, variant.name)] = stats
+        log.info("%s/%s: %d done before, %d generated (%d errors) in %.1f s", task_name, variant.name,
+                 stats.done_before, stats.generated, len(stats.errors), time.perf_counter() - start)
         barrier(world)
         if world.is_main:
             store.merge(task_name, variant.name)
@@ -78,7 +88,7 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
 
 def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sample], variant: Variant,
                      store: RunStore, world: World, progress: bool) -> Progress:
-    done = store.finished_ids(task.name, variant.name)
+    done = store.finished_ids(task.name, variant.name, {s.id: s for s in samples})
     # Every rank must read the same finished set: without this barrier a fast rank appends
     # records while a slow one is still reading, the two deal out different todo lists, and
     # samples are skipped or generated twice.
@@ -86,8 +96,9 @@ def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sam
     todo = sorted((s for s in samples if s.id not in done), key=lambda s: s.id)
     mine = shard(todo, world)
     stats = Progress(total=len(samples), done_before=len(done & {s.id for s in samples}))
+    # One bar per task x variant with work to do, on rank 0 only (it counts its own share).
     bar = tqdm(total=len(mine), desc=f"{task.name}/{variant.name}", unit="sample", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and world.is_main and todo), dynamic_ncols=True)
     with JsonlWriter(store.part_path(task.name, variant.name, world.rank)) as writer:
         for batch in iter_batches(mine, cfg.batch_size):
             for record in generate_batch(cfg, model, task, batch, variant, store):
@@ -95,6 +106,8 @@ def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sam
                 stats.generated += 1
                 if record["status"] != "ok":
                     stats.errors.append(f"{record['id']}: {record['error']}")
+                    log.warning("%s/%s %s: %s error: %s", task.name, variant.name, record["id"],
+                                record["stage"], record["error"])
                 bar.update(1)
     bar.close()
     return stats
@@ -139,18 +152,22 @@ def generate_batch(cfg: RunConfig, model: Model, task: Task, batch: list[Sample]
 def ok_record(task: Task, variant: Variant, sample: Sample, req: Request, result: Result,
               store: RunStore, runner_s: float) -> dict[str, Any]:
     output: dict[str, Any] = {"text": result.text, "boxes": result.boxes, "image": None, "attempts": []}
+    digests = {}  # image -> sha256 of its bytes: a regenerated image that differs is scored again
     if result.image is not None:
         output["image"] = store.image_relpath(task.name, variant.name, sample.id)
-        store.save_image(result.image, output["image"])
+        digests[output["image"]] = store.save_image(result.image, output["image"])
     for k, attempt in enumerate(result.attempts):
-        rel = store.image_relpath(task.name, variant.name, sample.id, f"-attempt{k}")
-        store.save_image(attempt, rel)
+        rel = store.image_relpath(task.name, variant.name, sample.id, attempt=k)
+        digests[rel] = store.save_image(attempt, rel)
         output["attempts"].append(rel)
+    if digests:
+        output["sha256"] = digests
     trace = result.trace.to_json()
     trace["runner_s"] = runner_s
     return {"id": sample.id, "task": task.name, "variant": variant.name, "seed": req.seed,
             "status": "ok", "prompt_sha256": hashlib.sha256(req.prompt.encode()).hexdigest()[:16],
-            "output": output, "trace": trace}
+            "sample_sha256": sample_digest(sample),
+            "prompt": req.prompt, "target": task.target(sample), "output": output, "trace": trace}
 
 
 def error_record(task: Task, variant: Variant, sample: Sample, stage: str, err: Exception) -> dict[str, Any]:

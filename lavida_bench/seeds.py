@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
-
 
 def sample_seed(run_seed: int, task: str, sample_id: str) -> int:
     digest = hashlib.sha256(f"{run_seed}\x1f{task}\x1f{sample_id}".encode()).hexdigest()
     return int(digest[:15], 16)  # < 2**60, valid for torch.Generator.manual_seed
-
-
-def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lavida_bench.tasks.base import Metric
+from lavida_bench.api import Metric
 
 N_BOOTSTRAP = 1000
 CI_LEVEL = 0.95

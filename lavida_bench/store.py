@@ -6,7 +6,7 @@ Layout::
     RUN/records/<task>/<variant>/outputs.part-r<rank>.jsonl   one shard per writing process
     RUN/records/<task>/<variant>/outputs.jsonl                merged (rank 0, after all ranks)
     RUN/records/<task>/<variant>/scores.jsonl                 scoring stage
-    RUN/images/<task>/<variant>/<sample id>.png
+    RUN/images/<task>/<variant>/<safe_name(id)>.png           (+attempt<k>.png: reflection attempts)
     RUN/metrics.json
 
 Crash safety: every record is one line, written whole and fsynced as the sample finishes;
@@ -14,68 +14,119 @@ images are written to a temporary name, fsynced and renamed before their record 
 record always points at a complete image. A kill during a write leaves at most a torn trailing
 line, which `read_jsonl` detects and `repair` truncates on resume (deleting leftover
 temporaries too); a failed write (disk full) is cut back at once and raised as a `StoreError`
-naming the file. Every line written passes through `safety.redact`. `audit` and
-`stable_snapshot` state what a finished run folder must look like (docs/reliability.md).
+naming the file. Every object written passes through `safety.redact` before it is serialized.
+`audit` and `stable_snapshot` state what a finished run folder must look like (docs/reliability.md).
+
+Damage from outside (a hand-edited or truncated file, a deleted image) is never taken for a
+result: a malformed line is a `StoreError` naming file and line; an ok record is checked against
+its sample (sample digest, image names) when read, and its images must be whole for the sample
+to count as done, so a lost image is generated again; records keep each image's sha256, so a
+regenerated image is scored again.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from lavida_bench.api import Sample, StoreError
 from lavida_bench.safety import redact
 
 OUTPUTS = "outputs"
-TMP_PREFIX = "."  # temporary files are hidden: ".<name>.tmp<pid>"
+TMP_PREFIX = "."  # temporary files are hidden: ".<name>.tmp<pid>"; image names never start with "."
+TMP_GLOB = f"{TMP_PREFIX}*.tmp*"
 SCORES = "scores"
-
-
-class StoreError(RuntimeError):
-    """A run folder cannot be read or written; the message names the file."""
+MAX_STEM = 160  # characters of an image file stem (file systems allow 255 bytes per name)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk every complete PNG ends with
 
 
 def safe_name(sample_id: str) -> str:
-    """A file-name-safe, collision-free rendering of a sample id (ids may contain '/')."""
+    """The file-name stem of a sample's images, unambiguous by construction: ASCII letters,
+    digits, '_' and '-' are kept, '.' too except in first place (so a stem never starts with the
+    '.' of a temporary); every other character becomes %XX per UTF-8 byte ('%' itself included),
+    so two ids never share a stem, and '+' (the attempt separator) never appears in one.
+    Very long ids are cut and end in '%%' plus a digest, which no escaped id can produce."""
+    parts = []
+    for i, ch in enumerate(sample_id):
+        keep = ch.isascii() and (ch.isalnum() or ch in "_-" or (ch == "." and i > 0))
+        parts.append(ch if keep else "".join(f"%{b:02X}" for b in ch.encode()))
+    stem = "".join(parts) or "%"
+    if len(stem) > MAX_STEM:
+        stem = f"{stem[:MAX_STEM - 18]}%%{hashlib.sha256(sample_id.encode()).hexdigest()[:16]}"
+    return stem
+
+
+def legacy_image_names(sample_id: str) -> tuple[str, str]:
+    """(image, attempt-0 image without its number) under the naming of run folders written
+    before `safe_name`: accepted when verifying old records, never written."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
-    if cleaned == sample_id:
-        return cleaned
-    return f"{cleaned}-{abs(hash_text(sample_id)) % 10**8:08d}"
-
-
-def hash_text(text: str) -> int:
-    import hashlib
-
-    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+    if cleaned != sample_id:
+        cleaned = f"{cleaned}-{int(hashlib.sha256(sample_id.encode()).hexdigest()[:15], 16) % 10**8:08d}"
+    return f"{cleaned}.png", f"{cleaned}-attempt"
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Records of a JSONL file and whether its last line is torn (a kill mid-write).
-    A malformed line that is not the last one is corruption and raises `StoreError`."""
+    """Records of a JSONL file and whether its last line is torn (a kill mid-write)."""
+    numbered, torn = read_numbered(path)
+    return [rec for _, rec in numbered], torn
+
+
+def read_numbered(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """(line number, record) pairs of a JSONL file of records, and whether its last line is torn.
+    A malformed line that is not the last one is corruption: not JSON, not an object, or without
+    a string `id` raises `StoreError` naming the file and line."""
     if not path.exists():
         return [], False
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror or err}") from err
     lines = data.split(b"\n")
     records, torn = [], False
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        is_last = i == len(lines) - 1  # no trailing newline after it
-        try:
-            records.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            if is_last:
-                torn = True
-                break
-            raise StoreError(f"{path}: line {i + 1} is not valid JSON ({err})") from err
-        if is_last:  # parsed, but the newline never made it: treat as torn too
+        if i == len(lines) - 1:  # no newline after it: a write that a kill cut short
             torn = True
-            records.pop()
+            break
+        records.append((i + 1, parse_record(line, f"{path}: line {i + 1}")))
     return records, torn
+
+
+def parse_record(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{where} is not valid JSON ({err}); a run folder's lines are only ever "
+                         f"written whole, so this file was damaged: restore it or delete the line") from err
+    if not isinstance(record, dict):
+        raise StoreError(f"{where}: expected a JSON object, got {type(record).__name__}; delete the line")
+    if not isinstance(record.get("id"), str):
+        got = "missing" if "id" not in record else f"a {type(record['id']).__name__}"
+        raise StoreError(f"{where}: field 'id' must be a string, {got}; delete the line")
+    return record
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file the store wrote (manifest.json, metrics.json): damage is a `StoreError` naming
+    the file and line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise StoreError(f"{path}: not UTF-8 text ({err}); the file was damaged") from err
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{path}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
+                         f"the file was damaged (it is only ever replaced whole)") from err
 
 
 def repair_jsonl(path: Path) -> bool:
@@ -97,7 +148,7 @@ class JsonlWriter:
     Each record goes out as one unbuffered write of a whole line, then fsync. If the write fails
     (disk full, quota, I/O error) the file is cut back to its last complete line, so what was
     written before stays valid and resumable, and the error names the file. Secrets from the
-    environment are redacted from every line (safety.redact)."""
+    environment are redacted from every record before it is serialized (safety.redact)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -108,7 +159,7 @@ class JsonlWriter:
             raise StoreError(f"cannot open {path} for writing: {err.strerror or err}") from err
 
     def write(self, record: dict[str, Any]) -> None:
-        line = (redact(json.dumps(record, ensure_ascii=False, sort_keys=True)) + "\n").encode()
+        line = (json.dumps(redact(record), ensure_ascii=False, sort_keys=True) + "\n").encode()
         start = self._file.tell()
         try:
             view = memoryview(line)
@@ -170,16 +221,50 @@ def discard(path: Path) -> None:
         pass
 
 
+def write_text(path: Path, text: str) -> None:
+    """A UTF-8 text file written atomically: reports, so a kill never leaves a truncated page."""
+    write_atomic(path, text.encode("utf-8"))
+
+
 def write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    write_atomic(path, redact(text).encode())
+    text = json.dumps(redact(obj), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode())
+
+
+def sample_digest(sample: Sample) -> str:
+    """sha256 (16 hex digits) of a sample's id and data: a record carries it so that a record
+    moved to another sample's id is recognised."""
+    body = json.dumps({"id": sample.id, "data": sample.data}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def record_images(record: dict[str, Any]) -> list[str]:
+    """Run-relative paths of the images an output record names (image, then attempts)."""
+    out = record.get("output") if isinstance(record.get("output"), dict) else {}
+    names = [out.get("image"), *(out.get("attempts") or [])]
+    return [n for n in names if isinstance(n, str)]
+
+
+def png_complete(path: Path) -> bool:
+    """Cheap check that a stored PNG is there and whole (signature at the start, the IEND chunk at
+    the end): two small reads, not a decode, so a resume over 30k images stays fast."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(PNG_SIGNATURE))
+            f.seek(0, os.SEEK_END)
+            if f.tell() < len(PNG_SIGNATURE) + len(PNG_END):
+                return False
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return head == PNG_SIGNATURE and f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files a killed writer left in `folder` (never read as results)."""
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.glob(f"{TMP_PREFIX}*.tmp*") if p.is_file()]
+    stale = [p for p in folder.glob(TMP_GLOB) if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
@@ -200,15 +285,18 @@ class RunStore:
     def stage_path(self, task: str, variant: str, stage: str) -> Path:
         return self.records_dir(task, variant) / f"{stage}.jsonl"
 
-    def image_relpath(self, task: str, variant: str, sample_id: str, suffix: str = "") -> str:
+    def image_relpath(self, task: str, variant: str, sample_id: str, attempt: int | None = None) -> str:
+        """Where a sample's image (or its reflection attempt `attempt`) is stored."""
+        suffix = "" if attempt is None else f"+attempt{attempt}"
         return f"images/{task}/{variant}/{safe_name(sample_id)}{suffix}.png"
 
-    def save_image(self, image: Image.Image, relpath: str) -> None:
-        import io
-
+    def save_image(self, image: Image.Image, relpath: str) -> str:
+        """Write a PNG atomically; returns the sha256 (16 hex digits) of its bytes, which the
+        record keeps so a score always belongs to the bytes it was computed on."""
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         write_atomic(self.root / relpath, buf.getvalue())
+        return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
 
     def output_files(self, task: str, variant: str) -> list[Path]:
         d = self.records_dir(task, variant)
@@ -217,35 +305,66 @@ class RunStore:
 
     def repair(self, task: str, variant: str) -> list[Path]:
         """Cut torn trailing lines in this task/variant's files and delete temporaries a killed
-        writer left behind; returns the JSONL files repaired."""
+        writer left behind (here and in the run folder itself: metrics, manifest, reports);
+        returns the JSONL files repaired."""
         files = self.output_files(task, variant) + [self.stage_path(task, variant, SCORES)]
         repaired = [p for p in files if repair_jsonl(p)]
-        for folder in (self.records_dir(task, variant), self.root / "images" / task / variant):
+        for folder in (self.root, self.records_dir(task, variant), self.root / "images" / task / variant):
             remove_stale_temporaries(folder)
         return repaired
 
-    def outputs(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
-        """Latest record per sample id over the merged file and all shards: an ok record wins
-        over an error record (errors are retried on resume)."""
+    def outputs(self, task: str, variant: str,
+                samples: Mapping[str, Sample] | None = None) -> dict[str, dict[str, Any]]:
+        """Latest record per sample id over the merged file and all shards: an ok record replaces
+        an earlier one (a regenerated image), an error never replaces an ok record (errors are
+        retried on resume). With `samples`, each ok record is first checked against its sample
+        (`check_record`): one that belongs to another sample raises `StoreError`."""
         best: dict[str, dict[str, Any]] = {}
         for path in self.output_files(task, variant):
-            for rec in read_jsonl(path)[0]:
-                prev = best.get(rec["id"])
-                if prev is None or prev.get("status") != "ok":
+            for line, rec in read_numbered(path)[0]:
+                ok = rec.get("status") == "ok"
+                if ok and samples is not None and rec["id"] in samples:
+                    self.check_record(task, variant, rec, samples[rec["id"]], f"{path}: line {line}")
+                if ok or best.get(rec["id"], {}).get("status") != "ok":
                     best[rec["id"]] = rec
         return best
 
-    def finished_ids(self, task: str, variant: str) -> set[str]:
-        return {i for i, r in self.outputs(task, variant).items() if r.get("status") == "ok"}
+    def check_record(self, task: str, variant: str, rec: dict[str, Any], sample: Sample, where: str) -> None:
+        """Refuse an ok record that was not made for `sample`: its sample digest differs, or its
+        images are not the ones this sample's id names (an id edited to another sample's)."""
+        digest = rec.get("sample_sha256")
+        if digest is not None and digest != sample_digest(sample):
+            raise StoreError(f"{where}: record {rec['id']!r} was made for a different sample (sample_sha256 "
+                             f"{digest} != {sample_digest(sample)}); delete the line to regenerate it")
+        out = rec.get("output") if isinstance(rec.get("output"), dict) else {}
+        names = [(out.get("image"), None)] + [(rel, k) for k, rel in enumerate(out.get("attempts") or [])]
+        for rel, attempt in names:
+            if rel is not None and not self.is_image_of(task, variant, rec["id"], rel, attempt):
+                raise StoreError(f"{where}: record {rec['id']!r} names image {rel!r}, which belongs to another "
+                                 f"sample (expected {self.image_relpath(task, variant, rec['id'], attempt)!r}); "
+                                 f"delete the line to regenerate it")
+
+    def is_image_of(self, task: str, variant: str, sample_id: str, rel: Any, attempt: int | None) -> bool:
+        if rel == self.image_relpath(task, variant, sample_id, attempt):
+            return True
+        image, attempt_prefix = legacy_image_names(sample_id)
+        legacy = image if attempt is None else f"{attempt_prefix}{attempt}.png"
+        return rel == f"images/{task}/{variant}/{legacy}"
+
+    def finished_ids(self, task: str, variant: str, samples: Mapping[str, Sample] | None = None) -> set[str]:
+        """Ids whose latest record is ok and whose images are all on disk and complete: an image
+        deleted or damaged since is generated again."""
+        return {i for i, r in self.outputs(task, variant, samples).items()
+                if r.get("status") == "ok" and all(png_complete(self.root / rel) for rel in record_images(r))}
 
     def merge(self, task: str, variant: str) -> Path:
         """Write the merged, id-sorted outputs file and remove the shards it absorbed."""
         parts = sorted(self.records_dir(task, variant).glob(f"{OUTPUTS}.part-r*.jsonl"))
         records = self.outputs(task, variant)
         merged = self.stage_path(task, variant, OUTPUTS)
-        body = "".join(json.dumps(records[i], ensure_ascii=False, sort_keys=True) + "\n"
+        body = "".join(json.dumps(redact(records[i]), ensure_ascii=False, sort_keys=True) + "\n"
                        for i in sorted(records))
-        write_atomic(merged, redact(body).encode())
+        write_atomic(merged, body.encode())
         for p in parts:
             p.unlink()
         return merged
@@ -285,7 +404,7 @@ def stable_snapshot(store: RunStore) -> dict[str, Any]:
     shot: dict[str, Any] = {}
     metrics = store.root / "metrics.json"
     if metrics.exists():
-        shot["metrics.json"] = inside_run(stable_view(json.loads(metrics.read_text())), str(store.root))
+        shot["metrics.json"] = inside_run(stable_view(read_json(metrics)), str(store.root))
     for task, variant in store.task_variants():
         for stage in (OUTPUTS, SCORES):
             records = [inside_run(stable_view(r), str(store.root))
@@ -311,13 +430,14 @@ def inside_run(value: Any, root: str) -> Any:
 
 def audit(store: RunStore) -> list[str]:
     """Consistency problems of a finished run folder (empty when it is sound): a merged outputs
-    file per task/variant with each id once, no shard or temporary left over, every image an ok
-    record names present and decodable, no torn line, scores only for stored outputs."""
-    problems: list[str] = []
+    file per task/variant with each id once, no shard or temporary left over (run folder,
+    records, images), every image an ok record names present, decodable and with the bytes the
+    record's digest names, no torn line, scores only for stored outputs."""
+    problems = [f"{p}: temporary file left over" for p in sorted(store.root.glob(TMP_GLOB))]
     for task, variant in store.task_variants():
         rdir = store.records_dir(task, variant)
         leftovers = sorted(p.name for p in rdir.glob(f"{OUTPUTS}.part-r*.jsonl"))
-        leftovers += sorted(p.name for p in rdir.glob(f"{TMP_PREFIX}*.tmp*"))
+        leftovers += sorted(p.name for p in rdir.glob(TMP_GLOB))
         problems += [f"{rdir / name}: left over after the run" for name in leftovers]
         records, torn = read_jsonl(store.stage_path(task, variant, OUTPUTS))
         ids = [r["id"] for r in records]
@@ -327,24 +447,26 @@ def audit(store: RunStore) -> list[str]:
             problems.append(f"{store.stage_path(task, variant, OUTPUTS)}: duplicate ids")
         for rec in records:
             if rec.get("status") == "ok":
-                out = rec.get("output") or {}
-                for rel in [out.get("image"), *out.get("attempts", [])]:
-                    if rel is not None:
-                        problems += image_problems(store.root / rel, rec["id"])
+                digests = (rec.get("output") or {}).get("sha256") or {}
+                for rel in record_images(rec):
+                    problems += image_problems(store.root / rel, rec["id"], digests.get(rel))
         scored = set(store.scores(task, variant))
         problems += [f"{task}/{variant}: score for {sid!r} without an output" for sid in sorted(scored - set(ids))]
     images = store.root / "images"
     if images.is_dir():
-        problems += [f"{p}: temporary file left over" for p in sorted(images.rglob(f"{TMP_PREFIX}*.tmp*"))]
+        problems += [f"{p}: temporary file left over" for p in sorted(images.rglob(TMP_GLOB))]
     return problems
 
 
-def image_problems(path: Path, sample_id: str) -> list[str]:
+def image_problems(path: Path, sample_id: str, digest: str | None = None) -> list[str]:
     try:
-        with Image.open(path) as im:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
             im.load()  # decodes every byte: a truncated PNG fails here
     except (OSError, ValueError) as err:
         return [f"{path}: image of record {sample_id!r} unreadable ({err})"]
+    if digest is not None and hashlib.sha256(data).hexdigest()[:16] != digest:
+        return [f"{path}: image of record {sample_id!r} is not the one the record names (sha256 differs)"]
     return []
 
 

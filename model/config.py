@@ -2,7 +2,8 @@
 
 The release stores a LLaDA-style config (`model_type: "llada"`, `architectures:
 ["LlavaLladaForMaskedDiffusion"]`, an `auto_map` to remote code we never run) with the generation
-branch and LLaVA vision settings mixed in (lavida-o-model.md §1.1-1.2). `LavidaConfig.from_json`
+branch and LLaVA vision settings mixed in (printed in LaVida-O `Demo.ipynb` cell 3; read by
+`llava/model/builder.py:194-196` and `llava/model/language_model/llava_llada.py:104-110`). `LavidaConfig.from_json`
 maps the fields we need onto named attributes, knowingly ignores the training-only ones, and
 reports anything else as unknown instead of silently dropping it. `official()` and `tiny()` go
 through the same constructor as a file on disk, so the tiny test model exercises the real path.
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-# Field of config.json -> attribute of LavidaConfig (lavida-o-model.md §1.2).
+# Field of config.json -> attribute of LavidaConfig (the released config, LaVida-O `Demo.ipynb` cell 3).
 FIELD_MAP = {
     "d_model": "d_model", "n_heads": "n_heads", "n_kv_heads": "n_kv_heads", "n_layers": "n_layers",
     "mlp_hidden_size": "mlp_hidden_size", "embedding_size": "vocab_size", "rms_norm_eps": "rms_norm_eps",
@@ -59,7 +60,7 @@ SO400M = "google/siglip-so400m-patch14-384"
 @dataclass
 class VisionConfig:
     """SigLIP encoder geometry. The release names only the hub id; these are so400m's values with
-    the last layer removed (lavida-o-model.md §4.1)."""
+    the last layer removed (LaVida-O `llava/model/multimodal_encoder/siglip_encoder.py:575-601`)."""
 
     hidden_size: int = 1152
     intermediate_size: int = 4304
@@ -168,7 +169,7 @@ class LavidaConfig:
 
     @classmethod
     def official(cls) -> "LavidaConfig":
-        """The released checkpoint's config (Demo cell 3, lavida-o-model.md §1.2)."""
+        """The released checkpoint's config (printed in LaVida-O `Demo.ipynb` cell 3)."""
         return cls.from_dict({**REQUIRED_VALUES, "model_type": "llada", "d_model": 4096, "n_heads": 32, "n_kv_heads": 32,
                               "n_layers": 32, "mlp_hidden_size": 12288, "embedding_size": 127378,
                               "d_model_gen": 2048, "mlp_hidden_size_gen": 8192, "dual_tower_layers": 16,

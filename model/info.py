@@ -12,15 +12,10 @@ from lavida_bench.model.params import PAPER_BILLIONS, count_parameters
 def model_info(preset: str | None = None, checkpoint: str | Path | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if checkpoint is not None:
-        from lavida_bench.model.checkpoint import VQ_PREFIX, check_keys, tensor_specs
-        from lavida_bench.model.network import LavidaNetwork
-
-        import torch
+        from lavida_bench.model.checkpoint import VQ_PREFIX, check_keys, meta_model, tensor_specs
 
         folder = Path(checkpoint)
-        cfg = LavidaConfig.from_json(folder / "config.json")
-        with torch.device("meta"):
-            network = LavidaNetwork(cfg)
+        cfg, network = meta_model(folder)  # refuses a bad folder with one line naming the file
         specs = tensor_specs(folder)
         report = check_keys(network, specs)
         info["checkpoint"] = {"folder": str(folder), "tensors": len(specs),

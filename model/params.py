@@ -1,6 +1,7 @@
 """Parameter accounting per branch and per task, computed on the meta device (no memory).
 
-Groups follow lavida-o-model.md §7. "Active" counts are the weights that influence a task's
+Groups follow the release's module tree (LaVida-O `llava/model/language_model/llada/modeling_llada.py:971-1040`,
+`llava/model/llava_arch.py:70-185`; shapes from the config printed in `Demo.ipynb` cell 3). "Active" counts are the weights that influence a task's
 output: text-to-image needs the understanding blocks only up to the last joint-attention block
 (later text rows cannot reach the image), the gen branch, its I/O modules and the text
 embedding; interleaved tasks (planning, reflection, editing) need both full branches.

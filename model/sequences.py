@@ -62,6 +62,15 @@ class SequenceBuilder:
             start += n
         return out
 
+    def plain_features(self, tiles: list[Tiles]) -> list[Tensor]:
+        """One single tile per image, its tokens alone (no newline): the release's plain path for
+        a stacked `[N, 3, S, S]` image tensor, which is how lmms-eval passes several images of
+        one question ("pad" aspect ratio; llava_llada.py:512-531, llava_arch.py:434-440 and 712)."""
+        if not tiles:
+            return []
+        feats = self.network.encode_tiles(torch.cat([t.pixels for t in tiles]).to(self.device))
+        return list(feats.unbind(0))
+
     def row(self, prompt: str, image_features: list[Tensor]) -> Row:
         """Tokenize like the release (tokenizer_image_token) and expand each `<image>` slot."""
         ids = tokenize_with_images(self.tokenizer, prompt, self.bos_id)

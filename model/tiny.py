@@ -7,6 +7,7 @@ reads ids from the tokenizer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -32,20 +33,21 @@ def tiny_corpus() -> list[str]:
             prompts.grounding_prompt("expression"), prompts.feedback_suffix(["feedback"]), words] * 4
 
 
-def tiny_tokenizer():
-    """Byte-level BPE (any text tokenizes) with merges learned from `tiny_corpus`, plus the
-    release's special tokens, LOC tokens and box delimiters as added special tokens."""
+def tiny_tokenizer(extra_corpus: Sequence[str] = ()):
+    """Byte-level BPE (any text tokenizes) with merges learned from `tiny_corpus` (plus
+    `extra_corpus`, e.g. a training set's texts), and the release's special tokens, LOC tokens
+    and box delimiters as added special tokens."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    # ByteLevel's printable-first alphabet puts "!" (byte 33) first: id 0, as in LLaDA (§5.1).
+    # ByteLevel's printable-first alphabet puts "!" (byte 33) first: id 0, as in LLaDA (the release's lmms-eval wrapper strips leading "!").
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=lambda ch: (ord(ch) > 255, ord(ch)))
     trainer = trainers.BpeTrainer(vocab_size=768, initial_alphabet=alphabet, show_progress=False,
                                   special_tokens=[])
-    tok.train_from_iterator(tiny_corpus(), trainer=trainer)
+    tok.train_from_iterator([*tiny_corpus(), *extra_corpus], trainer=trainer)
     specials = [*SPECIAL_TOKENS.values()][:9] + [f"<LOC_{i}>" for i in range(N_LOC)] + [*SPECIAL_TOKENS.values()][9:]
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",

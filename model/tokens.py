@@ -1,6 +1,7 @@
 """Special tokens, the "llada" chat template and image-placeholder tokenization, as the release
-builds them (lavida-o-model.md §5). Ids are read from the checkpoint's tokenizer by token string,
-never hard-coded (§11.3); the release's values are noted for reference.
+builds them (LaVida-O `llava/conversation.py:416-428`, `llava/mm_utils.py:447-465`,
+`llava/train/train.py:1048-1053`). Ids are read from the checkpoint's tokenizer by token string,
+never hard-coded (the release code does not pin the LOC/box ids); the release's values are noted for reference.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ SYSTEM_PROMPT = ("You are a helpful language and vision assistant. You are able 
                  "content that the user provides, and assist the user with a variety of tasks using natural "
                  "language.")
 
-# token string -> attribute (release id in the comment, §5.1)
+# token string -> attribute (release id in the comment; LaVida-O predict_t2i_edit.py:187-194, train.py:1048-1053)
 SPECIAL_TOKENS = {
     "bos": "<|startoftext|>",  # 126080
     "eos": "<|endoftext|>",  # 126081, also pad
@@ -75,14 +76,14 @@ class SpecialIds:
 def chat_prompt(user: str, assistant: str | None = None, system: str = SYSTEM_PROMPT) -> str:
     """The "llada" template: each turn `<|start_header_id|>role<|end_header_id|>\\n\\n{content.strip()}<|eot_id|>`,
     BOS first, and the generation header ALWAYS appended, also after a pre-filled assistant turn
-    (the release's `removesuffix` result is discarded, §5.2)."""
+    (the release's `removesuffix` result is discarded, predict_t2i_edit.py:240, 270)."""
     turns = [("system", system), ("user", user)] + ([("assistant", assistant)] if assistant is not None else [])
     body = "".join(f"<|start_header_id|>{role}<|end_header_id|>\n\n{text.strip()}<|eot_id|>" for role, text in turns)
     return "<|startoftext|>" + body + "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
 def tokenize_with_images(tokenizer: Any, prompt: str, bos_id: int) -> list[int]:
-    """`tokenizer_image_token` (mm_utils.py:447-465), replicated literally (§5.3): split on
+    """`tokenizer_image_token` (mm_utils.py:447-465), replicated literally: split on
     `<image>`, tokenize each chunk, join with IMAGE_INDEX. If the first id is BOS, keep it once and
     drop the first id of every chunk - with a tokenizer that does not prepend BOS this drops a
     real token after each `<image>`, which is what the released model saw at evaluation."""
@@ -100,7 +101,7 @@ def tokenize_with_images(tokenizer: Any, prompt: str, bos_id: int) -> list[int]:
 
 
 def loc_string(bins: Sequence[int]) -> str:
-    """`<LOC_BEGIN><LOC_x1><LOC_y1><LOC_x2><LOC_y2><LOC_END>` (§5.5)."""
+    """`<LOC_BEGIN><LOC_x1><LOC_y1><LOC_x2><LOC_y2><LOC_END>` (predict_grounding.py:104-105)."""
     return "<LOC_BEGIN>" + "".join(f"<LOC_{int(b)}>" for b in bins) + "<LOC_END>"
 
 

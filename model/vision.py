@@ -1,4 +1,5 @@
-"""SigLIP-side image handling as the release does it (lavida-o-model.md §4.1): anyres grid choice,
+"""SigLIP-side image handling as the release does it (LaVida-O `llava/mm_utils.py:219-444`,
+`llava/model/llava_arch.py:644-708`): anyres grid choice,
 letterboxed tiles plus a mean-padded overview tile, and the merge of tile features into one token
 sequence (unpad the letterbox, a learned newline column after each row of grid tokens).
 """
@@ -96,7 +97,7 @@ def unpad_rows_cols(size: tuple[int, int], rows: int, cols: int) -> tuple[slice,
 
 
 def merge_features(feats: Tensor, tiles: Tiles, newline: Tensor) -> Tensor:
-    """Tile features `[T, t*t, D]` -> the image's token sequence `[N, D]` (spatial_unpad, §4.1)."""
+    """Tile features `[T, t*t, D]` -> the image's token sequence `[N, D]` (spatial_unpad, llava_arch.py:644-702)."""
     overview = feats[0]
     if tiles.rows == 0:  # single tile: its tokens then one newline (llava_arch.py:703-708)
         return torch.cat([overview, newline[None].to(feats.dtype)])

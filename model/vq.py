@@ -1,13 +1,13 @@
-"""The VQ image tokenizer: diffusers `VQModel` from the checkpoint's `vqvae/` folder (§4.2).
+"""The VQ image tokenizer: diffusers `VQModel` from the checkpoint's `vqvae/` folder (LaVida-O `llava/model/llava_arch.py:267-274, 442-485`);
+checkpoint.py reads its files (config and safetensors, checked like every checkpoint file).
 
 Images enter in [0, 1] (VaeImageProcessor with do_normalize=False, not [-1, 1]); edit sources are
-padded to a square with black and resized first. Codes are flattened row-major. Decoding integer
+padded to a square with black, then resized. Codes are flattened row-major. Decoding integer
 codes needs `lookup_from_codebook: true` in the VQ config; we set it on load if absent, which
 changes nothing else.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,11 @@ def vq_from_config(config: dict[str, Any]) -> Any:
     return VQModel.from_config(config)
 
 
+def square_then_resize(image: Image.Image, resolution: int) -> Image.Image:
+    side = max(image.size)
+    return ImageOps.pad(image, (side, side), color=(0, 0, 0)).resize((resolution, resolution))
+
+
 class VQTokenizer:
     """Encode images to code grids and decode code grids to images."""
 
@@ -31,22 +36,6 @@ class VQTokenizer:
         self.model = model.eval()
         self.scale = 2 ** (len(model.config.block_out_channels) - 1)  # 16 in the release
         self.codebook_size = model.config.num_vq_embeddings
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, dtype: torch.dtype | None = None, device: str = "cpu") -> "VQTokenizer":
-        import json
-
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        cfg_path, weights = folder / "config.json", folder / "diffusion_pytorch_model.safetensors"
-        for path in (cfg_path, weights):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing (expected the release's vqvae/ folder: "
-                                        "config.json + diffusion_pytorch_model.safetensors)")
-        model = vq_from_config(json.loads(cfg_path.read_text()))
-        model.load_state_dict(load_file(weights), strict=True)
-        return cls(model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype))
 
     @property
     def device(self) -> torch.device:
@@ -58,9 +47,10 @@ class VQTokenizer:
         return resolution // self.scale
 
     def to_tensor(self, images: list[Image.Image], resolution: int) -> Tensor:
-        """Pad to square with black, resize to the generation size, [0, 1] NCHW (mm_utils.py:28-31)."""
-        arrs = [np.asarray(ImageOps.pad(im.convert("RGB"), (resolution, resolution), color=(0, 0, 0)),
-                           dtype=np.float32) / 255.0 for im in images]
+        """Pad to a square with black at the image's own size, then resize to the generation size
+        (PIL's default filter), [0, 1] NCHW: `pad_to_square_and_resize` (mm_utils.py:28-31)."""
+        arrs = [np.asarray(square_then_resize(im.convert("RGB"), resolution), dtype=np.float32) / 255.0
+                for im in images]
         return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
 
     @torch.no_grad()

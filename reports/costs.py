@@ -12,9 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from lavida_bench.reports.layout import GENERATION_TASKS, layout_for, order_variants, variant_label
+from lavida_bench.reports.layout import GENERATION_TASKS, layout_for, order_variants, paper_factor, units, variant_label
 from lavida_bench.reports.load import Run, has_value
-from lavida_bench.reports.paired import PairedDiff, find_estimator, paired_difference, unpaired_difference
+from lavida_bench.reports.paired import PairedDiff, estimator_for, paired_difference, unpaired_difference
 from lavida_bench.reports.table import Table
 
 BASE_VARIANT = "plain"
@@ -53,8 +53,10 @@ def gain(run: Run, task: str, metric: str, variant: str) -> PairedDiff | None:
     base_m, new_m = run.metric(task, BASE_VARIANT, metric), run.metric(task, variant, metric)
     if not base_m or not new_m:
         return None
+    if not has_value(base_m) or not has_value(new_m):
+        return None
     base_scores, new_scores = run.ok_scores(task, BASE_VARIANT), run.ok_scores(task, variant)
-    est = find_estimator(metric, (base_m, base_scores), (new_m, new_scores))
+    est = estimator_for(base_m)
     if est is None:
         return unpaired_difference(base_m, new_m)
     return paired_difference(est, base_scores, new_scores)
@@ -67,23 +69,22 @@ def stage_text(stages: dict[str, dict[str, float]]) -> str:
 def cost_table(run: Run, task: str) -> Table | None:
     """The gain/cost table of one generation benchmark (None unless it ran the plain variant
     and at least one other)."""
-    from lavida_bench.reports.layout import headline_metric
-
     variants = order_variants(run.variants(task))
     if BASE_VARIANT not in variants or len(variants) < 2:
         return None
     lay = layout_for(task)
-    available = list(run.metrics.get(task, {}).get(BASE_VARIANT, {}).get("metrics", {}))
-    metric = headline_metric(task, available)
+    metric = run.headline(task)
+    facts = run.metric(task, BASE_VARIANT, metric) if metric else None
+    direction = (facts or {}).get("direction", "higher")
     base_cost = trace_summary(run.outputs(task, BASE_VARIANT))
-    header = ["variant", f"{lay.label(metric) if metric else 'score'}", "gain vs plain [95% CI]",
+    header = ["variant", f"{lay.label(metric) if metric else 'score'} ({units(facts)})", "Δ vs plain [95% CI]",
               "s / sample", "extra s", "NFE / sample", "extra NFE", "rounds", "stages (mean per sample)"]
     rows, records = [], []
     for v in variants:
         cost = trace_summary(run.outputs(task, v))
         stored = run.metric(task, v, metric) if metric else None
         g = gain(run, task, metric, v) if metric and v != BASE_VARIANT else None
-        scale = lay.scale_for(metric) if metric else 1.0
+        scale = paper_factor(stored)
         value = stored["value"] * scale if has_value(stored) else None
         if g is not None:
             g = PairedDiff(*(x * scale for x in (g.base, g.new, g.delta, g.ci_low, g.ci_high)), g.n)
@@ -91,22 +92,31 @@ def cost_table(run: Run, task: str) -> Table | None:
         extra_nfe = cost.get("nfe", float("nan")) - base_cost.get("nfe", float("nan"))
         rows.append([
             variant_label(v), lay.fmt(value),
-            "–" if g is None else f"{g.delta:+.{lay.digits}f} [{g.ci_low:+.{lay.digits}f}, {g.ci_high:+.{lay.digits}f}] n={g.n}",
+            "–" if g is None else f"{g.delta:+.{lay.digits}f} [{g.ci_low:+.{lay.digits}f}, {g.ci_high:+.{lay.digits}f}] "
+                                  f"n={g.n}{word(g, direction)}",
             fmt(cost.get("latency_s")), "–" if v == BASE_VARIANT else fmt(extra_s, signed=True),
             fmt(cost.get("nfe"), 1), "–" if v == BASE_VARIANT else fmt(extra_nfe, 1, signed=True),
             fmt(cost.get("rounds"), 2), stage_text(cost.get("stages", {})),
         ])
-        records.append({"benchmark": task, "variant": v, "metric": metric, "value": value,
+        records.append({"benchmark": task, "variant": v, "metric": metric, "value": value, "units": units(facts),
+                        "direction": direction, "improved": None if g is None else word(g, direction) == " (better)",
                         "gain": g.delta if g else None, "gain_ci_low": g.ci_low if g else None,
                         "gain_ci_high": g.ci_high if g else None, "gain_n": g.n if g else None,
                         "latency_s": cost.get("latency_s"), "extra_s": None if v == BASE_VARIANT else extra_s,
                         "nfe": cost.get("nfe"), "extra_nfe": None if v == BASE_VARIANT else extra_nfe,
                         "rounds": cost.get("rounds"), "n_traces": cost.get("n", 0),
                         "stages": cost.get("stages", {})})
-    notes = ["gain: paired over samples both variants scored; time = traced wall time per sample "
-             "(device-synchronised, this run's device)"]
+    notes = [f"Δ: paired over samples both variants scored; {'lower' if direction == 'lower' else 'higher'} is "
+             "better; time = traced wall time per sample (device-synchronised, this run's device)"]
     return Table(key=f"cost_{task}", title=f"{lay.title}: what planning and reflection buy and cost",
                  header=header, rows=rows, records=records, notes=notes)
+
+
+def word(g: PairedDiff, direction: str) -> str:
+    """" (better)" / " (worse)" when the whole CI is on one side of zero, in the metric's direction."""
+    if direction not in ("higher", "lower") or g.ci_low <= 0 <= g.ci_high:
+        return ""
+    return " (better)" if (g.ci_low > 0) == (direction == "higher") else " (worse)"
 
 
 def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:

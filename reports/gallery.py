@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import Image, ImageDraw
+
+from lavida_bench.api import DataError, Sample, Variant
 from lavida_bench.reports.layout import order_tasks, order_variants
 from lavida_bench.reports.load import Run
-from lavida_bench.tasks.base import DataError, Sample, Variant
-from PIL import Image, ImageDraw
 
 THUMB = 256
 PRED, TRUTH, PLAN = (220, 30, 30), (20, 170, 60), (30, 100, 230)

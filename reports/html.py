@@ -28,6 +28,12 @@ td:first-child,th:first-child{text-align:left}
 th{background:#f2f2f2}
 .banner{background:#fde2e2;border:2px solid #c0392b;padding:10px;font-size:15px}
 .note{color:#555;font-size:12px;margin:2px 0}
+td.better{color:#1a7f37}
+td.worse{color:#b42318;font-weight:bold;background:#fde2e2}
+.verdict{border:2px solid #888;padding:10px;font-size:15px;margin:.5em 0}
+.verdict.fail{border-color:#c0392b;background:#fde2e2}
+.verdict.pass{border-color:#1a7f37;background:#e6f4ea}
+.trust{background:#fff4e5;border:1px solid #e0a040;padding:8px;font-size:13px}
 .plots{display:flex;flex-wrap:wrap;gap:8px}
 .plots h2{width:100%}
 .plots img{max-width:100%;border:1px solid #ddd}
@@ -58,9 +64,8 @@ def esc(text: Any) -> str:
 def banner(reasons: list[str]) -> str:
     if not reasons:
         return ""
-    return ("<p class='banner' id='not-meaningful'><b>These numbers are not meaningful.</b> "
-            + esc("; ".join(reasons)) + ". They prove the pipeline runs end to end and say nothing "
-            "about Lavida-O's quality.</p>")
+    return ("<p class='banner' id='trust'><b>Not comparable with the paper's numbers.</b> "
+            + esc("; ".join(reasons)) + ".</p>")
 
 
 def plots_section(plots: list[Plot]) -> str:

@@ -1,13 +1,14 @@
-"""How each benchmark is laid out in the paper, and how a run's metrics map onto it.
+"""How each benchmark is laid out in the paper: presentation only.
 
 One `Layout` per task: row order and labels (the paper's column order for that benchmark),
-variant column labels, the headline metric, the factor that converts a stored metric into the
-units the paper prints, digits, and whether lower is better (FID). Metrics a run has that the
-layout does not list are still shown, after the listed ones, so nothing is silently dropped.
+variant column labels and digits. What a metric *means* (which way is better, its units, the
+factor to the paper's units, the headline) is not here: each task declares it once
+(lavida_bench/api.py `MetricSpec`) and metrics.json carries it beside every value. Metrics a run has
+that the layout does not list are still shown, after the listed ones, so nothing is silently
+dropped.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 
@@ -27,18 +28,9 @@ GENERATION_TASKS = ("geneval", "dpg_bench", "fid30k", "imgedit")
 class Layout:
     task: str
     title: str
-    headline: str  # metric used for leaderboards, gains and plots
     rows: tuple[str, ...] = ()  # preferred row order (metric names)
     labels: dict[str, str] = field(default_factory=dict)
-    scale: float = 1.0  # stored metric x scale = the paper's units, for metrics matching `scaled`
-    scaled: tuple[str, ...] = ("*",)  # fnmatch patterns of the metrics `scale` applies to
     digits: int = 2
-    lower_is_better: bool = False
-    unit: str = ""
-
-    def scale_for(self, metric: str) -> float:
-        """Factor to the paper's units for this metric (rates and timings stay as stored)."""
-        return self.scale if any(fnmatch.fnmatchcase(metric, p) for p in self.scaled) else 1.0
 
     def label(self, metric: str) -> str:
         return self.labels.get(metric, metric)
@@ -54,58 +46,52 @@ class Layout:
         return f"{value:.{self.digits}f}"
 
 
-# GenEval: six task scores + macro overall (benchmarks.md §1.3), printed as 0-1 fractions.
+# GenEval: six task scores + macro overall (djghosh13/geneval evaluation/summary_scores.py), printed as 0-1 fractions.
 GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-# DPG-Bench: L1 categories + overall, stored x100 already by tasks/dpg_bench.py (benchmarks.md §2.3).
+# DPG-Bench: L1 categories + overall, stored x100 already by tasks/dpg_bench.py (ELLA compute_dpg_bench.py).
 DPG_L1 = ("entity", "attribute", "relation", "global", "other")
-# ImgEdit: leaderboard column order; Hybrid = compose (benchmarks.md §4.1).
+# ImgEdit: leaderboard column order (PKU-YuanGroup/ImgEdit README); Hybrid = compose.
 IMGEDIT_TYPES = ("add", "adjust", "extract", "replace", "remove", "background", "style", "compose", "action")
-# RefCOCO/+/g splits as tasks/refcoco.py names them (benchmarks.md §5.1), Precision@0.5 in
-# percent (§5.5).
+# RefCOCO/+/g splits as tasks/refcoco.py names them (lmms-lab/RefCOCO*), Precision@0.5 in
+# percent (as the paper's table, arXiv 2509.19244).
 REFCOCO_SPLITS = tuple(f"{d}/{s}" for d, splits in (("refcoco", ("val", "testA", "testB")),
                                                      ("refcoco+", ("val", "testA", "testB")),
                                                      ("refcocog", ("val", "test"))) for s in splits)
-# MMMU disciplines (benchmarks.md §6.1); overall = instance-weighted accuracy in percent (§6.3).
+# MMMU disciplines (MMMU-Benchmark/MMMU mmmu/utils/data_utils.py); overall = instance-weighted
+# accuracy in percent (lmms-eval tasks/mmmu/utils.py).
 MMMU_DISCIPLINES = ("Art and Design", "Business", "Science", "Health and Medicine",
                     "Humanities and Social Science", "Tech and Engineering")
 
 LAYOUTS: dict[str, Layout] = {
     "geneval": Layout(
-        "geneval", "GenEval", "overall", GENEVAL_TAGS + ("overall",),
+        "geneval", "GenEval", GENEVAL_TAGS + ("overall",),
         {"single_object": "Single Obj.", "two_object": "Two Obj.", "counting": "Counting",
-         "colors": "Colors", "position": "Position", "color_attr": "Color Attri.", "overall": "Overall"},
-        scale=1.0, digits=2),
+         "colors": "Colors", "position": "Position", "color_attr": "Color Attri.", "overall": "Overall"}, digits=2),
     "dpg_bench": Layout(
-        "dpg_bench", "DPG-Bench", "overall", tuple(f"L1/{c}" for c in DPG_L1) + ("overall",),
-        {f"L1/{c}": c.capitalize() for c in DPG_L1} | {"overall": "Overall"},
-        scale=1.0, digits=1),
-    "fid30k": Layout("fid30k", "FID-30k (MJHQ-30K)", "fid", ("fid",), {"fid": "FID"},
-                     scale=1.0, digits=2, lower_is_better=True),
+        "dpg_bench", "DPG-Bench", tuple(f"L1/{c}" for c in DPG_L1) + ("overall",),
+        {f"L1/{c}": c.capitalize() for c in DPG_L1} | {"overall": "Overall"}, digits=1),
+    "fid30k": Layout("fid30k", "FID-30k (MJHQ-30K)", ("fid",), {"fid": "FID"}, digits=2),
     "imgedit": Layout(
-        "imgedit", "ImgEdit", "overall", IMGEDIT_TYPES + ("overall", "overall_items"),
+        "imgedit", "ImgEdit", IMGEDIT_TYPES + ("overall", "overall_items"),
         {t: t.capitalize() for t in IMGEDIT_TYPES} | {"compose": "Hybrid", "overall": "Overall",
-                                                      "overall_items": "Overall (item-weighted)"},
-        scale=1.0, digits=2),
+                                                      "overall_items": "Overall (item-weighted)"}, digits=2),
     "refcoco": Layout(
-        "refcoco", "RefCOCO / RefCOCO+ / RefCOCOg (Precision@0.5)", "acc",
+        "refcoco", "RefCOCO / RefCOCO+ / RefCOCOg (Precision@0.5)",
         tuple(f"acc/{s}" for s in REFCOCO_SPLITS) + ("acc",),
         {f"acc/{s}": s.replace("refcocog", "RefCOCOg").replace("refcoco", "RefCOCO").replace("/", " ")
-         for s in REFCOCO_SPLITS} | {"acc": "all splits"},
-        scale=100.0, scaled=("acc", "acc/*"), digits=1, unit="%"),
+         for s in REFCOCO_SPLITS} | {"acc": "all splits"}, digits=1),
     "mmmu": Layout(
-        "mmmu", "MMMU (val)", "acc", ("acc",) + tuple(f"acc/{d}" for d in MMMU_DISCIPLINES),
-        {"acc": "Overall"} | {f"acc/{d}": d for d in MMMU_DISCIPLINES},
-        scale=100.0, scaled=("acc", "acc/*"), digits=1, unit="%"),
+        "mmmu", "MMMU (val)", ("acc",) + tuple(f"acc/{d}" for d in MMMU_DISCIPLINES),
+        {"acc": "Overall"} | {f"acc/{d}": d for d in MMMU_DISCIPLINES}, digits=1),
     "chartqa": Layout(
-        "chartqa", "ChartQA (test, relaxed accuracy)", "acc", ("acc/human", "acc/augmented", "acc"),
-        {"acc": "Overall", "acc/human": "Human", "acc/augmented": "Augmented"},
-        scale=100.0, scaled=("acc", "acc/*"), digits=1, unit="%"),
+        "chartqa", "ChartQA (test, relaxed accuracy)", ("acc/human", "acc/augmented", "acc"),
+        {"acc": "Overall", "acc/human": "Human", "acc/augmented": "Augmented"}, digits=1),
 }
 
 
 def layout_for(task: str) -> Layout:
     """The task's layout, or a plain one for tasks the paper does not print."""
-    return LAYOUTS.get(task) or Layout(task, task, "overall")
+    return LAYOUTS.get(task) or Layout(task, task)
 
 
 def order_tasks(tasks: list[str]) -> list[str]:
@@ -122,10 +108,12 @@ def order_variants(variants: list[str]) -> list[str]:
     return known + [v for v in variants if v not in VARIANT_ORDER]
 
 
-def headline_metric(task: str, available: list[str]) -> str | None:
-    """The layout's headline if the run has it, else the first metric in layout order."""
-    lay = layout_for(task)
-    if lay.headline in available:
-        return lay.headline
-    ordered = lay.order(available)
-    return ordered[0] if ordered else None
+def paper_factor(metric: dict | None) -> float:
+    """Stored value x this = the units the paper prints (declared by the task's MetricSpec)."""
+    return float((metric or {}).get("paper_factor") or 1.0)
+
+
+def units(metric: dict | None) -> str:
+    """The units a metric is shown in: the paper's (percent where the paper prints percent)."""
+    scale = str((metric or {}).get("scale", ""))
+    return "%" if scale == "0-1" and paper_factor(metric) == 100 else scale

@@ -14,31 +14,41 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.tasks.base import DataError
-
-from lavida_bench.store import RunStore, StoreError, read_jsonl
+from lavida_bench.api import DataError, StoreError
+from lavida_bench.store import RunStore, read_jsonl
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 SPEED_DIR = "speed"
 METRIC_FIELDS = ("value", "ci_low", "ci_high", "n")
+SPEC_FIELDS = ("direction", "scale", "headline", "min_n", "tolerance")
+METRICS_FORMAT = "lavida-bench/metrics/2"  # lavida_bench/scoring.py
 
 
 def read_json(path: Path) -> Any:
     """JSON content of `path`; a missing or malformed file is a `DataError` naming it."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject_constant)
     except FileNotFoundError as err:
         raise DataError(f"{path}: not found") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err})") from err
 
 
-def check_metrics(path: Path, metrics: Any) -> dict[str, dict[str, Any]]:
-    """Validate metrics.json's shape: {task: {variant: {"metrics": {name: {value, ci_low, ci_high, n}},
-    "counts": {...}}}} (written by lavida_bench/scoring.py)."""
-    if not isinstance(metrics, dict):
-        raise DataError(f"{path}: expected an object of tasks, got {type(metrics).__name__}")
+def reject_constant(name: str) -> Any:
+    """Strict JSON: NaN and Infinity are not JSON values (a stored metric is null with a reason)."""
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
+def check_metrics(path: Path, doc: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Validate metrics.json (format in lavida_bench/scoring.py): every metric has its value
+    fields and the facts its task declared. Returns (task entries, trust facts)."""
+    if not isinstance(doc, dict) or doc.get("format") != METRICS_FORMAT:
+        raise DataError(f"{path}: not a {METRICS_FORMAT} document (an older run? re-score it with "
+                        f"`lavida-bench score {path.parent}`)")
+    metrics, trust = doc.get("tasks"), doc.get("trust")
+    if not isinstance(metrics, dict) or not isinstance(trust, dict):
+        raise DataError(f"{path}: fields 'tasks' and 'trust' must be objects")
     for task, variants in metrics.items():
         if not isinstance(variants, dict):
             raise DataError(f"{path}: task {task!r}: expected an object of variants")
@@ -47,15 +57,21 @@ def check_metrics(path: Path, metrics: Any) -> dict[str, dict[str, Any]]:
             if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
                 raise DataError(f"{where}: field 'metrics' missing or not an object")
             for name, m in entry["metrics"].items():
-                missing = [k for k in METRIC_FIELDS if not isinstance(m, dict) or k not in m]
-                if missing:
-                    raise DataError(f"{where}: metric {name!r}: missing field(s) {', '.join(missing)}")
-                bad = [k for k in METRIC_FIELDS if m[k] is not None and not isinstance(m[k], (int, float))]
-                if bad:
-                    raise DataError(f"{where}: metric {name!r}: field(s) {', '.join(bad)} not numeric")
+                check_metric(f"{where}: metric {name!r}", m)
             if not isinstance(entry.get("counts", {}), dict):
                 raise DataError(f"{where}: field 'counts' is not an object")
-    return metrics
+    return metrics, trust
+
+
+def check_metric(where: str, m: Any) -> None:
+    missing = [k for k in METRIC_FIELDS + SPEC_FIELDS if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+    bad = [k for k in METRIC_FIELDS if m[k] is not None and not isinstance(m[k], (int, float))]
+    if bad:
+        raise DataError(f"{where}: field(s) {', '.join(bad)} not numeric")
+    if m["direction"] not in ("higher", "lower", "diagnostic"):
+        raise DataError(f"{where}: field 'direction' must be higher, lower or diagnostic, got {m['direction']!r}")
 
 
 @dataclass
@@ -66,6 +82,7 @@ class Run:
     manifest: dict[str, Any]
     metrics: dict[str, dict[str, Any]]
     label: str = ""
+    trust: dict[str, Any] = field(default_factory=dict)  # metrics.json "trust" (lavida_bench/trust.py)
     _records: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _scores: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
@@ -86,6 +103,19 @@ class Run:
 
     def metric(self, task: str, variant: str, name: str) -> dict[str, Any] | None:
         return self.metrics.get(task, {}).get(variant, {}).get("metrics", {}).get(name)
+
+    def headline(self, task: str) -> str | None:
+        """The metric the task declared as its headline (None if the run has none)."""
+        for entry in self.metrics.get(task, {}).values():
+            for name, m in entry.get("metrics", {}).items():
+                if m.get("headline"):
+                    return name
+        return None
+
+    def task_trust(self, task: str) -> dict[str, Any]:
+        """{"comparable_with_paper": bool, "reasons": [...]} of one task (not comparable if unknown)."""
+        return (self.trust.get("tasks") or {}).get(task) or {"comparable_with_paper": False,
+                                                             "reasons": ["no trust facts for this task"]}
 
     def counts(self, task: str, variant: str) -> dict[str, int]:
         return self.metrics.get(task, {}).get(variant, {}).get("counts", {})
@@ -167,8 +197,8 @@ def load_run(root: str | Path, label: str | None = None) -> Run:
     if not isinstance(manifest, dict):
         raise DataError(f"{root / MANIFEST}: expected an object")
     metrics_path = root / METRICS
-    metrics = check_metrics(metrics_path, read_json(metrics_path)) if metrics_path.exists() else {}
-    return Run(root=root, manifest=manifest, metrics=metrics, label=label or root.name)
+    metrics, trust = check_metrics(metrics_path, read_json(metrics_path)) if metrics_path.exists() else ({}, {})
+    return Run(root=root, manifest=manifest, metrics=metrics, label=label or root.name, trust=trust)
 
 
 def run_labels(roots: list[Path]) -> list[str]:

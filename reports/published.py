@@ -1,8 +1,7 @@
 """Published numbers (Lavida-O and baselines), each with its source.
 
-The data lives in `published.json` next to this module, transcribed from
-../shared/reference/benchmarks.md. Values are in the units the papers print; `layout.py` says
-how a run's metric converts to those units.
+The data lives in `published.json` next to this module. Values are in the units the papers
+print; a run's metric converts to them with its declared `paper_factor` (`MetricSpec`, lavida_bench/api.py).
 """
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.tasks.base import DataError
+from lavida_bench.api import DataError
 
 FIELDS = ("benchmark", "metric", "model", "variant", "value", "source", "ref")
 LAVIDA_O = "Lavida-O"
@@ -33,7 +32,8 @@ class Published:
 
     @property
     def citation(self) -> str:
-        return f"{self.source} ({self.ref})"
+        """User-facing provenance: who published it, where (paper and table)."""
+        return f"{published_sources().get(self.source, self.source)}, {self.ref}"
 
 
 def parse_published(data: Any, where: str) -> tuple[list[Published], dict[str, str]]:

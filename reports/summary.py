@@ -13,7 +13,6 @@ OUT defaults to the run folder itself (README: RUN/report.md, RUN/report.html).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from lavida_bench.reports.costs import cost_tables
 from lavida_bench.reports.gallery import build_gallery
@@ -23,37 +22,32 @@ from lavida_bench.reports.plots import make_plots
 from lavida_bench.reports.speed import speed_table
 from lavida_bench.reports.table import Table, dumps, to_csv, to_latex, to_markdown
 from lavida_bench.reports.tables import benchmark_tables
+from lavida_bench.store import OUTPUTS, write_text
 
 REPORT_DIR = "report"
 
 
-def not_meaningful(manifest: dict[str, Any]) -> list[str]:
-    """Why this run's numbers mean nothing about Lavida-O (empty if they may): stand-in
-    evaluators, random or tiny weights, or the constant reference baseline."""
-    reasons = []
-    backends = manifest.get("backends") or {}
-    standins = sorted(k for k, b in backends.items() if isinstance(b, dict) and b.get("standin"))
-    if standins:
-        reasons.append(f"stand-in evaluator backends: {', '.join(standins)}")
-    model = manifest.get("model") or {}
-    text = " ".join(str(model.get(k, "")) for k in ("name", "kind", "config", "preset", "size")).lower()
-    if model.get("random_weights") or "random" in text:
-        reasons.append("model with random weights")
-    elif "tiny" in text:
-        reasons.append("tiny model configuration")
-    if model.get("name") == "constant" or "baseline" in text:
-        reasons.append("constant reference baseline (not a real model)")
-    if (manifest.get("config") or {}).get("name") == "demo" and not reasons:
-        reasons.append("demo run")
-    return reasons
+def trust_reasons(run: Run) -> list[str]:
+    """Why this run's numbers may not stand beside the paper's (empty if they may): the trust
+    facts scoring stored in metrics.json (lavida_bench/trust.py), never re-derived here."""
+    if not run.trust:
+        return ["no trust facts (the run is not scored yet)"]
+    return [] if run.trust.get("comparable_with_paper") else list(run.trust.get("reasons", []))
+
+
+def unfinished(run: Run) -> list[str]:
+    """A run killed during generation: rank shards that were never merged into outputs.jsonl."""
+    left = [f"{t}/{v}" for t, v in run.store.task_variants()
+            if any(run.store.records_dir(t, v).glob(f"{OUTPUTS}.part-r*.jsonl"))]
+    return [f"generation did not finish for {', '.join(left)} (resume the run to complete it)"] if left else []
 
 
 def write_table_files(table: Table, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{table.key}.md").write_text(to_markdown(table), encoding="utf-8")
-    (folder / f"{table.key}.csv").write_text(to_csv(table), encoding="utf-8")
-    (folder / f"{table.key}.tex").write_text(to_latex(table), encoding="utf-8")
-    (folder / f"{table.key}.json").write_text(dumps(table.to_json()), encoding="utf-8")
+    write_text(folder / f"{table.key}.md", to_markdown(table))
+    write_text(folder / f"{table.key}.csv", to_csv(table))
+    write_text(folder / f"{table.key}.tex", to_latex(table))
+    write_text(folder / f"{table.key}.json", dumps(table.to_json()))
 
 
 def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_variant: int = 2,
@@ -68,16 +62,15 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_vari
     all_tables = benchmark + costs + ([speed] if speed else [])
     for t in all_tables:
         write_table_files(t, extra / "tables")
-    (extra / "tables.json").write_text(dumps([t.to_json() for t in all_tables]), encoding="utf-8")
+    write_text(extra / "tables.json", dumps([t.to_json() for t in all_tables]))
     plots = make_plots(run, costs, extra / "plots")
     gallery = build_gallery(run, gallery_per_variant)
-    reasons = not_meaningful(run.manifest)
+    reasons = unfinished(run) + trust_reasons(run)
     title = f"lavida-bench report: {run.label} (model {run.model_name})"
 
     md = [f"# {title}", ""]
     if reasons:
-        md += [f"> **Not meaningful:** {'; '.join(reasons)}. These numbers prove the pipeline runs and "
-               "say nothing about Lavida-O.", ""]
+        md += [f"> **Not comparable with the paper's numbers:** {'; '.join(reasons)}.", ""]
     md += ["## Benchmarks", ""] + [to_markdown(t, 3) for t in benchmark]
     md += ["## What planning and reflection buy and cost", ""] + [to_markdown(t, 3) for t in costs]
     md += ["## Speed", ""] + ([to_markdown(speed, 3)] if speed else ["no speed rows in this run", ""])
@@ -86,7 +79,6 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_vari
     md += ["## Gallery", "", f"{len(gallery[0])} samples in report.html"] + [f"- {n}" for n in gallery[1]] + [""]
     md_path, html_path = out / "report.md", out / "report.html"
     out.mkdir(parents=True, exist_ok=True)
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text(render_page(title, reasons, benchmark, costs, speed, plots, gallery, run.manifest),
-                         encoding="utf-8")
+    write_text(md_path, "\n".join(md))  # atomic, like every report file: a kill never leaves half a page
+    write_text(html_path, render_page(title, reasons, benchmark, costs, speed, plots, gallery, run.manifest))
     return [md_path, html_path, extra]

@@ -24,6 +24,7 @@ class Table:
     rows: list[list[str]]
     records: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    classes: list[list[str]] = field(default_factory=list)  # optional CSS class per cell (HTML only)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "title": self.title, "header": self.header, "rows": self.rows,
@@ -76,8 +77,15 @@ def to_csv(table: Table) -> str:
 
 
 def to_html(table: Table) -> str:
+    """HTML table; a cell with a class (`better`, `worse`...) is coloured by the page's style."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+
+    def cell(i: int, j: int, text: str) -> str:
+        cls = table.classes[i][j] if i < len(table.classes) and j < len(table.classes[i]) else ""
+        return f"<td class='{cls}'>{html.escape(text)}</td>" if cls else f"<td>{html.escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(i, j, c) for j, c in enumerate(row)) + "</tr>"
+                   for i, row in enumerate(table.rows))
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in table.notes)
     return (f"<h3 id='t-{html.escape(table.key)}'>{html.escape(table.title)}</h3>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}")

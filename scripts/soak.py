@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lavida_bench.api import StoreError
 from lavida_bench.config import load_config
 from lavida_bench.demo import prepare_assets
-from lavida_bench.store import RunStore, StoreError, audit, image_problems, read_jsonl, stable_snapshot
+from lavida_bench.store import RunStore, audit, image_problems, read_jsonl, record_images, stable_snapshot
 
 RESOLUTION = 64  # the demo's images at 1024 px take minutes per round on a CPU; 64 px keep every path
 
@@ -65,18 +66,16 @@ def after_kill_problems(run: Path) -> list[str]:
     """What a kill may never leave behind: a corrupt line before the last, or an ok record
     pointing at an image that does not decode."""
     problems = []
-    for path in sorted(run.rglob("*.jsonl")):
+    for path in sorted(run.glob("records/*/*/*.jsonl")):  # record files (a judge cache is not one)
         try:
             records, _ = read_jsonl(path)
         except StoreError as err:  # a corrupt line before the last: report it, don't stop
             problems.append(f"{path}: {err}")
             continue
         for rec in records:
-            out = rec.get("output") or {}
-            if rec.get("status") == "ok" and "output" in rec:
-                for rel in [out.get("image"), *out.get("attempts", [])]:
-                    if rel:
-                        problems += image_problems(run / rel, rec["id"])
+            if rec.get("status") == "ok":
+                for rel in record_images(rec):
+                    problems += image_problems(run / rel, rec["id"])
     return problems
 
 

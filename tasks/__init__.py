@@ -1,18 +1,14 @@
 """Benchmark adapters, registered by name (imported lazily, so one task's heavy imports never
-slow down or break another's)."""
+slow down or break another's). A task's name is its module's name (`Task.name`), stated here
+once; the registry refuses a class that is not a `Task` or that names itself differently."""
 from __future__ import annotations
 
 from lavida_bench.registry import Registry
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
+from lavida_bench.tasks.base import Task
 
-TASKS: Registry[type[Task]] = Registry("task", {
-    "geneval": "lavida_bench.tasks.geneval:GenEval",
-    "dpg_bench": "lavida_bench.tasks.dpg_bench:DPGBench",
-    "fid30k": "lavida_bench.tasks.fid30k:FID30k",
-    "imgedit": "lavida_bench.tasks.imgedit:ImgEdit",
-    "refcoco": "lavida_bench.tasks.refcoco:RefCOCO",
-    "mmmu": "lavida_bench.tasks.mmmu:MMMU",
-    "chartqa": "lavida_bench.tasks.chartqa:ChartQA",
-})
+_CLASSES = {"geneval": "GenEval", "dpg_bench": "DPGBench", "fid30k": "FID30k", "imgedit": "ImgEdit",
+            "refcoco": "RefCOCO", "mmmu": "MMMU", "chartqa": "ChartQA"}
+TASKS: Registry[type[Task]] = Registry(
+    "task", {name: f"lavida_bench.tasks.{name}:{cls}" for name, cls in _CLASSES.items()}, base=Task)
 
-__all__ = ["TASKS", "DataError", "Metric", "Sample", "ScoreContext", "Task", "Variant"]
+__all__ = ["TASKS", "Task"]

@@ -1,7 +1,8 @@
 """FID-30k: Frechet Inception Distance of generated images against a reference set.
 
-Two reference sets (benchmarks.md §3.1-3.2): MJHQ-30K (`reference: mjhq`, the set on which the
-paper's 6.68 was measured; `meta_data.json` = {id: {category, prompt}}, images in one folder per
+Two reference sets: MJHQ-30K (`reference: mjhq`, the set on which the paper's 6.68 was measured:
+LaVida-O `eval_img/eval.py --dataset mjhq` reads it, and arXiv 2512.14008 labels the same number
+"MJHQ-30k FID"; `meta_data.json` = {id: {category, prompt}}, images in one folder per
 category) and COCO-30k (`reference: coco`, an optional second protocol: 30,000 val2014 images
 sampled with a fixed seed, one caption each, FID against those images).
 
@@ -19,7 +20,6 @@ from this task's reference images, computed once per Inception backend and cache
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -29,17 +29,17 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from lavida_bench.backends.fid import IMAGE_SUFFIXES, reference_stats, stats_from_features
-from lavida_bench.protocol import Request
+from lavida_bench.api import DataError, Metric, MetricSpec, Request, Sample, Variant
+from lavida_bench.backends.fid import IMAGE_SUFFIXES, FrechetToReference, reference_stats, stats_from_features
 from lavida_bench.safety import resolve_inside
 from lavida_bench.stats import statistic_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant, read_image
-from lavida_bench.tasks.generation_fixtures import (COCO_CAPTIONS, COCO_IMAGES, MJHQ_IMAGES,
-                                                    generation_request, parse_options, read_json,
-                                                    write_fid_fixture)
+from lavida_bench.tasks.base import ScoreContext, Task, read_image
+from lavida_bench.tasks.files import read_json
+from lavida_bench.tasks.generation import generation_request
+from lavida_bench.tasks.generation_fixtures import COCO_CAPTIONS, COCO_IMAGES, MJHQ_IMAGES, write_fid_fixture
 
-MJHQ_METADATA = "meta_data.json"  # playgroundai/MJHQ-30K (benchmarks.md §3.2)
-COCO_SAMPLE_SIZE = 30_000  # "COCO-30k": 30,000 captions, one per val2014 image (benchmarks.md §3.2)
+MJHQ_METADATA = "meta_data.json"  # playgroundai/MJHQ-30K dataset card
+COCO_SAMPLE_SIZE = 30_000  # "COCO-30k": 30,000 captions, one per val2014 image
 REFERENCE_CACHE = "fid_reference"  # RUN/fid_reference/<set>-<inception>-<digest>.npz
 FEATURE_BATCH = 32  # reference images per Inception call
 
@@ -48,7 +48,7 @@ FEATURE_BATCH = 32  # reference images per Inception call
 class FidOptions:
     reference: Literal["mjhq", "coco"] = "mjhq"
     resolution: int | None = None  # output side; None = the model's default (1024, as MJHQ)
-    prefix: str = ""  # the paper's FID prefix is not released (benchmarks.md §3.3)
+    prefix: str = ""  # the paper's FID prefix is not released (LaVida-O has no MJHQ script)
     reference_dir: str | None = None  # image folder inside the data folder; None = the set's default
     coco_sample_size: int = COCO_SAMPLE_SIZE
     coco_seed: int = 0  # which 30,000 val2014 images (and which of their captions) are used
@@ -60,33 +60,55 @@ class FidOptions:
 
 
 class FID30k(Task):
-    name = "fid30k"
+    options_schema = FidOptions
     version = "1"
     capability = "generate"
     variants = ("plain", "plan", "plan_reflect")
+    evaluators = ("inception",)
+    # A statistic of the whole feature set: no per-sample decomposition, compared unpaired. Below
+    # a few hundred images FID is dominated by its small-sample bias (clean-fid README).
+    metrics = (MetricSpec("fid", "lower", "FID", "corpus (Frechet distance of the feature set)",
+                          headline=True, min_n=100),)
 
     def __init__(self, data_dir: str | Path | None, options: Mapping[str, Any] | None = None):
         super().__init__(data_dir, options)
-        self.opts = parse_options(FidOptions, self.options, self.name)
         self._reference: dict[tuple[str, str, str], tuple[Path, str]] = {}
         self._distances: dict[tuple[Path, str], FrechetToReference] = {}
 
     @property
     def reference_dir(self) -> Path:
         assert self.data_dir is not None
-        default = MJHQ_IMAGES if self.opts.reference == "mjhq" else COCO_IMAGES
-        return self.data_dir / (self.opts.reference_dir or default)
+        default = MJHQ_IMAGES if self.options.reference == "mjhq" else COCO_IMAGES
+        return self.data_dir / (self.options.reference_dir or default)
 
     def load(self) -> list[Sample]:
         if self.data_dir is None:
-            raise DataError(f"task {self.name}: no data folder configured (tasks.fid30k.data)")
-        if self.opts.reference == "mjhq":
-            return read_mjhq(self.data_dir / MJHQ_METADATA)
-        return read_coco(self.data_dir / COCO_CAPTIONS, self.opts.coco_sample_size, self.opts.coco_seed)
+            raise DataError(f"task {self.name}: no data folder configured (tasks.{self.name}.data)")
+        if self.options.reference == "mjhq":
+            source, field = self.data_dir / MJHQ_METADATA, "category"
+            samples = read_mjhq(source)
+        else:
+            source, field = self.data_dir / COCO_CAPTIONS, "file_name"
+            samples = read_coco(source, self.options.coco_sample_size, self.options.coco_seed)
+        self.check_references(samples, source, field)
+        return samples
+
+    def check_references(self, samples: list[Sample], source: Path, field: str) -> None:
+        """Before any model time: refuse a reference name that leaves the reference folder (a
+        `category` or `file_name` with '../', an absolute path), and, when that folder exists,
+        any reference image missing from it. Without the folder, scoring takes the reference
+        from `backends.fid_reference`."""
+        paths = {s.id: resolve_inside(self.reference_dir, s.data["reference"],
+                                      f"{source}: record {s.id!r}, field {field!r}") for s in samples}
+        missing = [(sid, path) for sid, path in paths.items() if not path.is_file()]
+        if missing and self.reference_dir.is_dir():
+            sid, path = missing[0]
+            raise DataError(f"{source}: record {sid!r}: reference image {path} not found "
+                            f"({len(missing)} of {len(paths)} missing from {self.reference_dir})")
 
     def request(self, sample: Sample, variant: Variant) -> Request:
-        prompt = self.opts.prefix + sample.data["prompt"]
-        return generation_request(sample, "generate", prompt, variant, self.opts.resolution)
+        prompt = self.options.prefix + sample.data["prompt"]
+        return generation_request(sample, "generate", prompt, variant, self.options.resolution)
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
         base = {"category": sample.data["category"]}
@@ -110,8 +132,11 @@ class FID30k(Task):
                                 f"re-score the run with one setting")
         distance = self.distance_to(Path(usable[0]["reference"]), usable[0]["reference_sha256"])
         features = np.stack([decode_features(s["features"]) for s in usable])
-        return {"fid": statistic_metric(list(range(len(features))), lambda idx: distance(features[idx]),
-                                        n_boot=self.opts.ci_rounds)}
+        try:
+            return {"fid": statistic_metric(list(range(len(features))), lambda idx: distance(features[idx]),
+                                            n_boot=self.options.ci_rounds)}
+        except ValueError as err:  # backends/fid.py refuses a degenerate square root as clean-fid does
+            raise DataError(f"task {self.name}: reference {usable[0]['reference']}: {err}") from err
 
     def distance_to(self, path: Path, sha256: str) -> "FrechetToReference":
         """The distance to one reference, prepared once per task (variants share it)."""
@@ -146,7 +171,7 @@ class FID30k(Task):
         """Reference statistics computed once per (image set, Inception backend and mode)."""
         inception = ctx.backends.inception
         if folder is None:
-            label, paths = self.opts.reference, self.reference_images()
+            label, paths = self.options.reference, self.reference_images()
         else:
             label = "custom"
             paths = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
@@ -167,6 +192,11 @@ class FID30k(Task):
             np.savez(tmp, mu=mu, sigma=sigma)
             tmp.replace(target)
         return target
+
+    def paper_deviations(self, samples: list[Sample]) -> list[str]:
+        if self.options.reference != "mjhq":
+            return [f"reference set {self.options.reference!r} (the paper's FID is on MJHQ-30K)"]
+        return []
 
     @classmethod
     def make_fixture(cls, root: Path, seed: int = 0) -> Path:
@@ -249,44 +279,3 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a covariance (negative round-off eigenvalues clipped to 0)."""
-    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-class FrechetToReference:
-    """FID of feature sets against fixed reference statistics (benchmarks.md §3.4):
-    ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrtm(S1 S2)).
-
-    Why not scipy's sqrtm per call: the bootstrap evaluates this many times against the same
-    reference. With centred features Xc (N x D) and S1 = Xc^T Xc / (N - 1), the non-zero
-    eigenvalues of S1 S2 are those of Xc S2 Xc^T / (N - 1) (N x N, symmetric PSD), and, with
-    R = S2^(1/2), also those of R S1 R = Y^T Y / (N - 1) for Y = Xc R (D x D). So
-    Tr(sqrtm(S1 S2)) = sum of sqrt(eigenvalues) of whichever is smaller: one symmetric
-    eigensolve of size min(N, D) per call, exact and never complex; R (one D x D eigensolve) is
-    computed only when N > D, and once.
-    """
-
-    def __init__(self, mu_ref: np.ndarray, sigma_ref: np.ndarray):
-        self.mu_ref, self.sigma_ref = mu_ref, sigma_ref
-
-    @functools.cached_property
-    def root(self) -> np.ndarray:
-        return psd_sqrt(self.sigma_ref)
-
-    def __call__(self, features: np.ndarray) -> float:
-        n, dim = features.shape
-        mu = features.mean(axis=0)
-        centred = features - mu
-        if n <= dim:
-            gram = centred @ self.sigma_ref @ centred.T / (n - 1)
-        else:
-            y = centred @ self.root
-            gram = y.T @ y / (n - 1)
-        trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((gram + gram.T) / 2), 0, None)).sum()
-        trace_sigma = float((centred * centred).sum()) / (n - 1)
-        diff = mu - self.mu_ref
-        return float(diff @ diff + trace_sigma + np.trace(self.sigma_ref) - 2 * trace_sqrt)

@@ -1,105 +1,18 @@
-"""Shared pieces of the four generation benchmarks (GenEval, DPG-Bench, FID-30k, ImgEdit).
-
-Two groups, both used by all four adapters, kept here so no adapter grows its own copy:
-
-- task plumbing: options validated into a dataclass (unknown key or wrong type -> `DataError`
-  naming it), one sample per (prompt, image index), request options merged from the variant;
-- fixture writers: a synthetic "shapes" world (coloured circles, squares and triangles at known
-  places, drawn by `lavida_bench.backends.shapes`) rendered into each benchmark's official file
-  format, so the stand-in evaluators score real images whose truth is known.
+"""Synthetic fixtures of the four generation benchmarks (GenEval, DPG-Bench, FID-30k, ImgEdit):
+a "shapes" world (coloured circles, squares and triangles at known places, drawn by
+`lavida_bench.backends.shapes`) rendered into each benchmark's official file format, so the
+stand-in evaluators score real images whose truth is known.
 """
 from __future__ import annotations
 
 import csv
 import json
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
-
-from lavida_bench.protocol import Capability, Request
-from lavida_bench.tasks.base import DataError, Sample, Variant
-
-T = TypeVar("T")
-UNIONS = (typing.Union, types.UnionType)  # Optional[int] and int | None
-
-# ------------------------------------------------------------------------------------------------
-# task plumbing
-
-
-def parse_options(schema: type[T], raw: Mapping[str, Any], task: str) -> T:
-    """`raw` (the config's `tasks.<name>.options`) as an instance of the dataclass `schema`.
-    Every problem is reported at once, each naming the option, so a config is fixed in one go."""
-    hints = typing.get_type_hints(schema)
-    problems = [f"unknown option {k!r} (valid: {', '.join(hints)})" for k in raw if k not in hints]
-    for key, value in raw.items():
-        if key in hints and not _matches(hints[key], value):
-            problems.append(f"option {key!r}: expected {_type_name(hints[key])}, got {value!r}")
-    if problems:
-        raise DataError(f"task {task}: " + "; ".join(problems))
-    try:
-        return schema(**raw)
-    except ValueError as err:  # the schema's own __post_init__ range checks
-        raise DataError(f"task {task}: {err}") from err
-
-
-def _matches(hint: Any, value: Any) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in UNIONS:
-        return any(_matches(a, value) for a in args)
-    if origin is typing.Literal:
-        return value in args
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Literal:
-        return " | ".join(repr(a) for a in args)
-    if origin in UNIONS:
-        return " or ".join(_type_name(a) for a in args)
-    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def image_samples(prompt_id: str, data: Mapping[str, Any], images_per_prompt: int) -> list[Sample]:
-    """One sample per (prompt, image index), ids `<prompt_id>/<k>`: each image is resumable on
-    its own, and raising `images_per_prompt` later keeps the images already made."""
-    return [Sample(f"{prompt_id}/{k}", {**data, "image_index": k}) for k in range(images_per_prompt)]
-
-
-def generation_request(sample: Sample, capability: Capability, prompt: str, variant: Variant,
-                       resolution: int | None, images: Sequence[Image.Image] = (),
-                       caption: str | None = None) -> Request:
-    """The variant's options (plan, reflect_rounds, ...) with the task's resolution merged in."""
-    return Request(sample.id, capability, prompt, images=list(images),
-                   options=variant.options.merged(resolution=resolution), caption=caption)
-
-
-def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise DataError(f"{path}: missing ({what})")
-    return path
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(require_file(path, what).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-
-
-# ------------------------------------------------------------------------------------------------
-# the shapes world
 
 FIXTURE_SIDE = 256  # pixels; fixture images are small so tests and the demo stay fast
 GRID = 3  # scenes place shapes in the cells of a 3x3 grid, so positions are unambiguous
@@ -149,7 +62,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 # GenEval: one prompt per tag over the shape vocabulary, with a scene that satisfies it.
-# Clause structure follows GenEval's evaluation_metadata.jsonl (benchmarks.md §1.1).
+# Clause structure follows GenEval's evaluation_metadata.jsonl (djghosh13/geneval `prompts/`).
 GENEVAL_SCENES: tuple[tuple[dict[str, Any], tuple[Placed, ...]], ...] = (
     ({"tag": "single_object", "include": [{"class": "circle", "count": 1}],
       "prompt": "a photo of a circle"},
@@ -175,14 +88,14 @@ GENEVAL_SCENES: tuple[tuple[dict[str, Any], tuple[Placed, ...]], ...] = (
 
 
 def write_geneval_fixture(root: Path) -> Path:
-    """`evaluation_metadata.jsonl`, one line per tag (benchmarks.md §1.1 format)."""
+    """`evaluation_metadata.jsonl`, one line per tag (format of djghosh13/geneval `prompts/evaluation_metadata.jsonl`)."""
     root.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(meta) + "\n" for meta, _ in GENEVAL_SCENES)
     (root / "evaluation_metadata.jsonl").write_text(lines, encoding="utf-8")
     return root
 
 
-# DPG-Bench: items with a question graph in the official CSV columns (benchmarks.md §2.1).
+# DPG-Bench: items with a question graph in the official CSV columns (TencentQQGYLab/ELLA `dpg_bench/dpg_bench.csv`).
 DPG_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
                "category_detailed", "tuple", "question_natural_language")
 
@@ -228,7 +141,7 @@ def write_dpg_fixture(root: Path) -> Path:
 
 
 # FID-30k: MJHQ-30K's meta_data.json + per-category image folders, and COCO captions + images
-# (benchmarks.md §3.2). Prompts describe the reference scene drawn for them.
+# (playgroundai/MJHQ-30K dataset card; COCO 2014 val). Prompts describe the reference scene drawn for them.
 FID_CATEGORIES = ("animals", "food")
 FID_PER_CATEGORY = 3
 MJHQ_IMAGES = "mjhq30k_imgs"
@@ -263,9 +176,9 @@ def write_fid_fixture(root: Path, seed: int) -> Path:
 
 
 # ImgEdit: instruction json keyed by number, source images by category folder, and a rubric
-# file in the shape of the official prompts.json (benchmarks.md §4.1, §4.3). The rubric texts
+# file in the shape of the official prompts.json (PKU-YuanGroup/ImgEdit `Benchmark/Basic/`). The rubric texts
 # here are the fixture's own, NOT the official ones: users supply the official prompts.json.
-IMGEDIT_ASPECTS = {  # benchmarks.md §4.3 table: the three aspect names per edit_type
+IMGEDIT_ASPECTS = {  # the three aspect names per edit_type, as in ImgEdit `Benchmark/Basic/prompts.json`
     "add": ("Prompt Compliance", "Visual Naturalness", "Physical & Detail Coherence"),
     "remove": ("Prompt Compliance", "Visual Naturalness", "Physical & Detail Integrity"),
     "replace": ("Prompt Compliance", "Visual Naturalness", "Physical & Detail Integrity"),

@@ -1,12 +1,12 @@
 """GenEval: compositional text-to-image (553 prompts, 6 tasks), scored with the official rules.
 
-Reproduces djghosh13/geneval `evaluation/evaluate_images.py` (benchmarks.md §1.3): detections
+Reproduces djghosh13/geneval `evaluation/evaluate_images.py` (aggregation: `summary_scores.py`): detections
 above 0.3 (0.9 for every class of a `counting` prompt), at most 16 per class, best first, no NMS;
 `include` clauses checked in order (count, then colour on masked grey-background crops, then
 position against an earlier clause), `exclude` clauses over all kept detections; per-task mean
 and the unweighted mean of the task means as the overall (`summary_scores.py`).
 
-Lavida-O specifics (benchmarks.md §1.2, lavida-o-model.md §6.2.2): the prompt gets the release
+Lavida-O specifics (LaVida-O `eval_img/geneval.sh`, `eval_img/eval.py`): the prompt gets the release
 prefix "a realistic image, 4k. " (the model adds its own micro-conditioning and chat template);
 1 image per prompt as in the release, 4 as in GenEval's own protocol. With reflection the image
 scored is the one the model finally returns; earlier attempts are scored too and kept beside it.
@@ -21,17 +21,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from lavida_bench.protocol import Request
-from lavida_bench.stats import macro_metric, mean_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
-from lavida_bench.tasks.generation_fixtures import (generation_request, image_samples, parse_options,
-                                                    require_file, write_geneval_fixture)
+from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
+from lavida_bench.tasks.base import ScoreContext, Task
+from lavida_bench.tasks.files import require_file
+from lavida_bench.tasks.generation import generation_request, image_samples
+from lavida_bench.tasks.generation_fixtures import write_geneval_fixture
 
-METADATA_FILE = "evaluation_metadata.jsonl"  # benchmarks.md §1.1
-RELEASE_PREFIX = "a realistic image, 4k. "  # eval_img/geneval.sh --prefix (benchmarks.md §1.2)
-TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")  # §1.1
-COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")  # §1.1
-RELATIONS = ("left of", "right of", "above", "below")  # §1.1
+METADATA_FILE = "evaluation_metadata.jsonl"  # djghosh13/geneval prompts/evaluation_metadata.jsonl
+RELEASE_PREFIX = "a realistic image, 4k. "  # LaVida-O eval_img/geneval.sh --prefix
+COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")  # evaluate_images.py
+RELATIONS = ("left of", "right of", "above", "below")  # evaluate_images.py
 THRESHOLD = 0.3  # evaluate_images.py --options threshold default
 COUNTING_THRESHOLD = 0.9  # evaluate_images.py counting_threshold default, for every class
 MAX_OBJECTS = 16  # evaluate_images.py max_objects default (per class)
@@ -61,25 +60,27 @@ class Found:
 
 
 class GenEval(Task):
-    name = "geneval"
+    options_schema = GenEvalOptions
     version = "1"
     capability = "generate"
     variants = ("plain", "plan", "plan_reflect")
-
-    def __init__(self, data_dir: str | Path | None, options: Mapping[str, Any] | None = None):
-        super().__init__(data_dir, options)
-        self.opts = parse_options(GenEvalOptions, self.options, self.name)
+    evaluators = ("detector", "color")
+    # summary_scores.py: per-task means and the unweighted mean of the task means as the overall.
+    metrics = (
+        MetricSpec("overall", "higher", "0-1", "macro over tag", field="correct", macro="tag", headline=True),
+        MetricSpec("*", "higher", "0-1", "mean over the tag", field="correct", where=("tag",)),
+    )
 
     def load(self) -> list[Sample]:
         if self.data_dir is None:
-            raise DataError(f"task {self.name}: no data folder configured (tasks.geneval.data)")
+            raise DataError(f"task {self.name}: no data folder configured (tasks.{self.name}.data)")
         prompts = read_metadata(self.data_dir / METADATA_FILE)
         return [s for i, meta in enumerate(prompts)
-                for s in image_samples(f"{i:05d}", {"index": i, "metadata": meta}, self.opts.images_per_prompt)]
+                for s in image_samples(f"{i:05d}", {"index": i, "metadata": meta}, self.options.images_per_prompt)]
 
     def request(self, sample: Sample, variant: Variant) -> Request:
         caption = sample.data["metadata"]["prompt"]
-        return generation_request(sample, "generate", self.opts.prefix + caption, variant, self.opts.resolution,
+        return generation_request(sample, "generate", self.options.prefix + caption, variant, self.options.resolution,
                                   caption=caption)
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
@@ -104,14 +105,6 @@ class GenEval(Task):
                 raise DataError(f"{self.data_dir / METADATA_FILE}: line {index + 1}: 'class' {clause['class']!r} "
                                 f"is not a class the {detector.name} detector knows")
 
-    def aggregate(self, scores: list[Mapping[str, Any]]) -> dict[str, Metric]:
-        by_tag: dict[str, list[float]] = {}
-        for s in scores:
-            by_tag.setdefault(s["tag"], []).append(s["correct"])
-        metrics = {tag: mean_metric(v) for tag, v in sorted(by_tag.items())}
-        metrics["overall"] = macro_metric(by_tag)  # summary_scores.py: mean of task means
-        return metrics
-
     @classmethod
     def make_fixture(cls, root: Path, seed: int = 0) -> Path:
         """Six shapes-world prompts, one per tag (seed unused: the scenes are fixed)."""
@@ -123,7 +116,7 @@ class GenEval(Task):
 
 
 def read_metadata(path: Path) -> list[dict[str, Any]]:
-    """Every line of evaluation_metadata.jsonl, checked against the official schema (§1.1)."""
+    """Every line of evaluation_metadata.jsonl, checked against the official schema (as evaluate_images.py reads it)."""
     require_file(path, "GenEval evaluation_metadata.jsonl")
     out = []
     for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
@@ -183,20 +176,30 @@ def judge_image(image: Image.Image, meta: Mapping[str, Any], backends: Any) -> t
     kept = keep_detections(detections, meta["tag"])
 
     def colors_of(objects: list[Found], colors: Sequence[str], classname: str) -> list[str]:
-        # the class name feeds CLIP's templates "a photo of a {c} {classname}" (benchmarks.md §1.3)
+        # the class name feeds CLIP's templates "a photo of a {c} {classname}" (GenEval evaluate_images.py)
         return backends.color.classify([color_crop(image, o) for o in objects], list(colors), obj=classname)
 
     return evaluate(kept, meta, colors_of)
 
 
 def keep_detections(detections: Sequence[Any], tag: str) -> dict[str, list[Found]]:
-    """Per class: score strictly above the threshold, best first, at most 16 (no NMS)."""
-    threshold = COUNTING_THRESHOLD if tag == "counting" else THRESHOLD
-    by_class: dict[str, list[Found]] = {}
+    """Per class, in the detector's order: best first, score strictly above the threshold, at
+    most 16 (no NMS), exactly as djghosh13/geneval evaluation/evaluate_images.py lines 230-234.
+    The scores are a float32 array there (mmdet's boxes), so the threshold is compared in float32
+    (a score of exactly float32(0.3) is dropped), and ties follow `np.argsort(scores)[::-1]`
+    (the later of two tied detections first)."""
+    threshold = np.float32(COUNTING_THRESHOLD if tag == "counting" else THRESHOLD)
+    by_class: dict[str, list[Any]] = {}
     for d in detections:
-        if d.score > threshold:
-            by_class.setdefault(d.label, []).append(Found(float(d.score), tuple(map(float, d.box)), d.mask))
-    return {c: sorted(v, key=lambda f: -f.score)[:MAX_OBJECTS] for c, v in by_class.items()}
+        by_class.setdefault(d.label, []).append(d)
+    kept: dict[str, list[Found]] = {}
+    for label, dets in by_class.items():
+        scores = np.array([d.score for d in dets], dtype=np.float32)
+        order = np.argsort(scores)[::-1]
+        order = order[scores[order] > threshold][:MAX_OBJECTS]
+        if len(order):
+            kept[label] = [Found(float(dets[i].score), tuple(map(float, dets[i].box)), dets[i].mask) for i in order]
+    return kept
 
 
 def evaluate(objects: Mapping[str, list[Found]], meta: Mapping[str, Any], colors_of: Any) -> tuple[bool, str]:
@@ -246,7 +249,7 @@ def position_failure(subjects: list[Found], targets: list[Found] | None, relatio
 
 
 def relative_position(box_a: Sequence[float], box_b: Sequence[float]) -> set[str]:
-    """Relations of A (subject) to B (target), image y pointing down (benchmarks.md §1.3)."""
+    """Relations of A (subject) to B (target), image y pointing down (GenEval evaluate_images.py)."""
     a, b = np.asarray(box_a, dtype=np.float64), np.asarray(box_b, dtype=np.float64)
     offset = (a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2
     size_sum = np.abs(a[2:] - a[:2]) + np.abs(b[2:] - b[:2])

@@ -1,6 +1,7 @@
 """ImgEdit-Bench (basic single-turn suite): 737 edits in 9 categories, scored by a VLM judge.
 
-Reproduces PKU-YuanGroup/ImgEdit `Benchmark/Basic` (benchmarks.md §4.3): one judge request per
+Reproduces PKU-YuanGroup/ImgEdit `Benchmark/Basic` (`basic_bench.py`, `step1_get_avgscore.py`,
+`step2_typescore.py`): one judge request per
 item with the category's rubric from the official `prompts.json` (`<edit_prompt>` replaced by the
 instruction) and two images, original first, edited second; the item score is the mean of the
 `Name: <digits>` lines of the reply, rounded to 2 decimals (`step1_get_avgscore.py`); items whose
@@ -10,14 +11,16 @@ reply has no such line are dropped, not zeroed; a category is the mean of its it
 applied to item scores as the official step 1 does; category and overall values keep full
 precision (rounding is presentation).
 
-Requests follow Lavida-O's `eval_img/eval_imgedit.py` (benchmarks.md §4.2): the source image is
+Requests follow Lavida-O's `eval_img/eval_imgedit.py` (with `llava/eval/1024_eval_edit.yaml`): the source image is
 resized so its shorter side is 1024 (LANCZOS) and centre-cropped to 1024x1024; the instruction is
 sent as-is (no template; the model adds none of its micro-conditioning for edits). Which image the
 judge sees as "original" is an option (`judge_reference`), recorded in every score: the official
 script sends the benchmark image; the cropped model input avoids penalising the cut-off borders.
 
-Judge failures (after the backend's retries) and unparseable replies are recorded per item,
-excluded from the scores as the official scripts do, and counted in their own metrics.
+Unparseable replies are recorded per item, excluded from the scores as the official scripts do,
+and counted in their own metric. A judge failure (after the backend's retries) is not a score: it
+raises, so the scoring stage records a scoring error (the run exits 1) and judges the item again
+on the next run.
 """
 from __future__ import annotations
 
@@ -27,15 +30,17 @@ from typing import Any, Literal, Mapping
 
 from PIL import Image
 
-from lavida_bench.protocol import Request
-from lavida_bench.safety import redact, resolve_inside
-from lavida_bench.stats import macro_metric, mean_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant, read_image
-from lavida_bench.tasks.generation_fixtures import (generation_request, parse_options, read_json,
-                                                    write_imgedit_fixture)
+from lavida_bench.api import DataError, Metric, MetricSpec, Request, Sample, Variant
+from lavida_bench.safety import resolve_inside
+from lavida_bench.stats import mean_metric
+from lavida_bench.tasks.base import ScoreContext, Task, aggregate_declared, read_image
+from lavida_bench.tasks.files import read_json
+from lavida_bench.tasks.generation import generation_request
+from lavida_bench.tasks.generation_fixtures import write_imgedit_fixture
 
 # Names the instruction file goes by: Lavida-O's unpacked Benchmark.tar, the ImgEdit repo, and
-# Lavida-O's eval_img copy (benchmarks.md §4.1; all three hold the same bytes).
+# Lavida-O's eval_img copy (HF sysuyy/ImgEdit `Benchmark.tar`, ImgEdit `Benchmark/Basic/basic_edit.json`,
+# LaVida-O `eval_img/imagedit.json`; all three hold the same bytes).
 INSTRUCTION_FILES = ("singleturn.json", "basic_edit.json", "imagedit.json")
 PLACEHOLDER = "<edit_prompt>"  # basic_bench.py: prompt.replace('<edit_prompt>', edit_prompt)
 RELEASE_CROP = 1024  # eval_imgedit.py: resize_and_center_crop(image, 1024)
@@ -57,26 +62,32 @@ class ImgEditOptions:
 
 
 class ImgEdit(Task):
-    name = "imgedit"
+    options_schema = ImgEditOptions
     version = "1"
     capability = "edit"
     variants = ("plain", "plan", "plan_reflect")
-
-    def __init__(self, data_dir: str | Path | None, options: Mapping[str, Any] | None = None):
-        super().__init__(data_dir, options)
-        self.opts = parse_options(ImgEditOptions, self.options, self.name)
+    evaluators = ("judge",)
+    # step2_typescore.py: a category is the mean of its items; the official scripts give no
+    # overall, so both the category mean (headline) and the item-weighted mean are reported.
+    metrics = (
+        MetricSpec("overall", "higher", "1-5", "macro over edit_type", field="score", macro="edit_type",
+                   headline=True),
+        MetricSpec("overall_items", "higher", "1-5", "mean over items", field="score"),
+        MetricSpec("*_rate", "lower", "0-1", "fraction of items with that status"),
+        MetricSpec("*", "higher", "1-5", "mean over the edit type", field="score", where=("edit_type",)),
+    )
 
     @property
     def image_root(self) -> Path:
         assert self.data_dir is not None
-        return self.data_dir / self.opts.images
+        return self.data_dir / self.options.images
 
     def load(self) -> list[Sample]:
         if self.data_dir is None:
-            raise DataError(f"task {self.name}: no data folder configured (tasks.imgedit.data)")
+            raise DataError(f"task {self.name}: no data folder configured (tasks.{self.name}.data)")
         path = self.instruction_path()
         items = read_instructions(path)
-        rubrics = read_rubrics(self.data_dir / self.opts.rubrics, {i["edit_type"] for i in items.values()})
+        rubrics = read_rubrics(self.data_dir / self.options.rubrics, {i["edit_type"] for i in items.values()})
         samples = []
         for key, item in items.items():
             source = resolve_inside(self.image_root, item["id"], f"{path}: record {key!r}: field 'id'")
@@ -87,8 +98,8 @@ class ImgEdit(Task):
 
     def instruction_path(self) -> Path:
         assert self.data_dir is not None
-        if self.opts.instructions:
-            return self.data_dir / self.opts.instructions
+        if self.options.instructions:
+            return self.data_dir / self.options.instructions
         for name in INSTRUCTION_FILES:
             if (self.data_dir / name).is_file():
                 return self.data_dir / name
@@ -100,39 +111,31 @@ class ImgEdit(Task):
 
     def model_input(self, sample: Sample) -> Image.Image:
         image = self.source_image(sample)
-        return center_crop(image, self.opts.crop_size) if self.opts.crop == "center" else image
+        return center_crop(image, self.options.crop_size) if self.options.crop == "center" else image
 
     def request(self, sample: Sample, variant: Variant) -> Request:
-        return generation_request(sample, "edit", sample.data["prompt"], variant, self.opts.resolution,
+        return generation_request(sample, "edit", sample.data["prompt"], variant, self.options.resolution,
                                   images=[self.model_input(sample)])
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
-        base = {"edit_type": sample.data["edit_type"], "judge_reference": self.opts.judge_reference}
+        base = {"edit_type": sample.data["edit_type"], "judge_reference": self.options.judge_reference}
         if not output.get("image"):
             return {**base, "status": "no_image", "score": None}
-        reference = (self.source_image(sample) if self.opts.judge_reference == "original"
+        reference = (self.source_image(sample) if self.options.judge_reference == "original"
                      else self.model_input(sample))
         prompt = sample.data["rubric"].replace(PLACEHOLDER, sample.data["prompt"])
         judge = ctx.backends.judge
-        try:
-            reply = judge.judge(f"{self.name}/{sample.id}", prompt, [reference, ctx.load_image(output["image"])])
-        except Exception as err:  # any judge failure is this item's record, never the run's end
-            return {**base, "status": "judge_error", "score": None, "judge": judge.name,
-                    "error": redact(f"{type(err).__name__}: {err}")}
+        # a judge failure raises: the scoring stage records a scoring error and retries it next run
+        reply = judge.judge(f"{self.name}/{sample.id}", prompt, [reference, ctx.load_image(output["image"])])
         values = reply_scores(reply)
         score = round(sum(values) / len(values), 2) if values else None  # step1_get_avgscore.py
         return {**base, "status": "ok" if values else "unparseable", "score": score, "aspects": values,
                 "judge": judge.name, "reply": reply}
 
     def aggregate(self, scores: list[Mapping[str, Any]]) -> dict[str, Metric]:
-        by_type: dict[str, list[float]] = {}
-        for s in scores:
-            if s["score"] is not None:
-                by_type.setdefault(s["edit_type"], []).append(s["score"])
-        metrics = {t: mean_metric(v) for t, v in sorted(by_type.items())}
-        metrics["overall"] = macro_metric(by_type)  # unweighted mean of the category scores
-        metrics["overall_items"] = mean_metric([v for vs in by_type.values() for v in vs])
-        for status in ("unparseable", "judge_error", "no_image"):
+        metrics = aggregate_declared(self.metrics, scores)
+        statuses = ["unparseable", "no_image"] + sorted({s["status"] for s in scores} - {"ok", "unparseable", "no_image"})
+        for status in statuses:
             metrics[f"{status}_rate"] = mean_metric([float(s["status"] == status) for s in scores])
         return metrics
 
@@ -157,7 +160,7 @@ def reply_scores(reply: Any) -> list[int]:
 
 def center_crop(image: Image.Image, side: int) -> Image.Image:
     """Shorter side to `side` (LANCZOS), then the central side x side square
-    (mm_utils.resize_and_center_crop, lavida-o-model.md §6.3)."""
+    (LaVida-O `llava/mm_utils.py:504` `resize_and_center_crop`, the definition that wins)."""
     scale = side / min(image.size)
     width, height = max(side, round(image.width * scale)), max(side, round(image.height * scale))
     resized = image.resize((width, height), Image.LANCZOS)
@@ -166,7 +169,7 @@ def center_crop(image: Image.Image, side: int) -> Image.Image:
 
 
 def read_instructions(path: Path) -> dict[str, dict[str, str]]:
-    """{key: {"id", "prompt", "edit_type"}}, every field a non-empty string (benchmarks.md §4.1)."""
+    """{key: {"id", "prompt", "edit_type"}}, every field a non-empty string (ImgEdit `basic_edit.json`)."""
     data = read_json(path, "ImgEdit instruction file")
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected a non-empty JSON object keyed by item number")

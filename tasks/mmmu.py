@@ -1,6 +1,6 @@
 """MMMU (validation): multiple-choice and open questions over up to seven images.
 
-Protocol (benchmarks.md §6): lmms-eval's `mmmu_val` with `prompt_type: format` (the vendored
+Protocol (LaVida-O `eval/lmms_eval/tasks/mmmu/`): lmms-eval's `mmmu_val` with `prompt_type: format` (the vendored
 0.3.0 copy in the Lavida-O repo; identical to the MMMU authors' `configs/llava1.5.yaml`):
 the question, the lettered options and a fixed instruction; `<image k>` tags stay in the text and
 the tagged images are passed in tag order. Answers are extracted with the MMMU authors' rules as
@@ -35,28 +35,36 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from lavida_bench.protocol import Request
+from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
 from lavida_bench.safety import resolve_inside
 from lavida_bench.seeds import sample_seed
-from lavida_bench.stats import mean_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
-from lavida_bench.tasks.understanding_fixtures import (
-    ParquetImages, image_ref, make_mmmu_fixture, open_image, parse_options, read_jsonl, read_parquet,
-    relative, split_files,
+from lavida_bench.tasks.base import ScoreContext, Task
+from lavida_bench.tasks.files import (
+    ParquetImages,
+    image_ref,
+    open_image,
+    read_jsonl,
+    read_parquet,
+    relative,
+    split_files,
 )
+from lavida_bench.tasks.understanding_fixtures import make_mmmu_fixture
 
-# Prompts: lmms-eval mmmu/_default_template_yaml, `lmms_eval_specific_kwargs.default` (§6.2).
+# Prompts: lmms-eval mmmu/_default_template_yaml, `lmms_eval_specific_kwargs.default`.
 MC_PROMPT = "Answer with the option's letter from the given choices directly."
 OPEN_PROMPT = "Answer the question using a single word or phrase."
-# Vendored lmms-eval 0.3.0 generation settings used for Lavida-O (benchmarks.md §6.2); current
+# Vendored lmms-eval 0.3.0 generation settings used for Lavida-O (LaVida-O `eval/lmms_eval/tasks/mmmu/`); current
 # lmms-eval uses 128 new tokens.
 MAX_NEW_TOKENS = 16
 N_IMAGE_FIELDS = 7
-FIELDS = ["id", "question", "options", "answer", "question_type"]
+# Every field the task reads, with the types it accepts (`options` is a Python list literal in
+# the HF data, a list in JSONL; `answer` a list where several answers are accepted).
+FIELDS: dict[str, tuple[type, ...]] = {"id": (str,), "question": (str,), "options": (str, list),
+                                       "answer": (str, list), "question_type": (str,)}
 QUESTION_TYPES = ("multiple-choice", "open")
 
 # Disciplines -> subjects: lmms-eval mmmu/utils.py DOMAIN_CAT2SUB_CAT (= MMMU's CAT_SHORT2LONG
-# groups, benchmarks.md §6.1).
+# groups, MMMU-Benchmark/MMMU `mmmu/utils/data_utils.py`).
 DISCIPLINES: dict[str, tuple[str, ...]] = {
     "Art and Design": ("Art", "Art_Theory", "Design", "Music"),
     "Business": ("Accounting", "Economics", "Finance", "Manage", "Marketing"),
@@ -213,31 +221,39 @@ def choice_correct(gold: str | list[str], pred: str) -> bool:
 # -- task --------------------------------------------------------------------------------------------
 
 class MMMU(Task):
-    name = "mmmu"
+    options_schema = MMMUOptions
     version = "1"
     capability = "understand"
     variants = ("plain",)
+    # Instance-weighted accuracies (MMMU `calculate_ins_level_acc`: a group's accuracy weighted
+    # by its question count is the mean over its questions): overall, per discipline, per subject.
+    metrics = (
+        MetricSpec("acc", "higher", "0-1", "mean", field="correct", headline=True, paper_factor=100),
+        MetricSpec("acc/*", "higher", "0-1", "mean over the discipline or subject", field="correct",
+                   where=("discipline", "subject"), paper_factor=100),
+        MetricSpec("random_fallback_rate", "lower", "0-1", "mean", field="random_fallback"),
+        MetricSpec("parse_failure_rate", "lower", "0-1", "mean", field="parse_failure"),
+    )
 
     def __init__(self, data_dir: str | Path | None, options: Mapping[str, Any] | None = None):
         super().__init__(data_dir, options)
-        self.opts = parse_options(MMMUOptions, self.options, self.name)
         self._images = ParquetImages()
 
     def load(self) -> list[Sample]:
         if self.data_dir is None or not self.data_dir.is_dir():
-            raise DataError(f"mmmu: data dir {self.data_dir} does not exist (expected "
-                            f"**/{self.opts.split}-*.parquet or {self.opts.split}.jsonl)")
-        files = split_files(self.data_dir, self.opts.split, "mmmu")
+            raise DataError(f"{self.name}: data dir {self.data_dir} does not exist (expected "
+                            f"**/{self.options.split}-*.parquet or {self.options.split}.jsonl)")
+        files = split_files(self.data_dir, self.options.split, self.name)
         if not files:
-            raise DataError(f"mmmu: no {self.opts.split}-*.parquet under {self.data_dir} "
-                            f"and no {self.data_dir / (self.opts.split + '.jsonl')}")
+            raise DataError(f"{self.name}: no {self.options.split}-*.parquet under {self.data_dir} "
+                            f"and no {self.data_dir / (self.options.split + '.jsonl')}")
         samples = []
         for path in files:
             samples += self.load_file(path)
         return sorted(samples, key=lambda s: s.id)
 
     def load_file(self, path: Path) -> list[Sample]:
-        columns = FIELDS + [f"image_{k}" for k in range(1, N_IMAGE_FIELDS + 1)]
+        columns = list(FIELDS) + [f"image_{k}" for k in range(1, N_IMAGE_FIELDS + 1)]
         if path.suffix == ".parquet":
             rows = read_parquet(path, columns)
         else:
@@ -248,9 +264,12 @@ class MMMU(Task):
         where = f"{path}: record {index}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object")
-        for key in FIELDS:
+        for key, types in FIELDS.items():
             if row.get(key) is None:
                 raise DataError(f"{where}: missing field {key!r}")
+            if not isinstance(row[key], types):
+                expected = " or a ".join("string" if t is str else "list" for t in types)
+                raise DataError(f"{where}, field {key!r}: expected a {expected}, got a {type(row[key]).__name__}")
         where = f"{path}: record {index} (id {row['id']!r})"
         match = ID_PATTERN.match(str(row["id"]))
         if not match or match.group(2) not in DISCIPLINE_OF:
@@ -286,10 +305,14 @@ class MMMU(Task):
                 "answer": answer, "images": images}
         return Sample(str(row["id"]), data)
 
+    def target(self, sample: Sample) -> Any:
+        """The answer letter (or the accepted open answers) (stored in each output record)."""
+        return sample.data["answer"]
+
     def request(self, sample: Sample, variant: Variant) -> Request:
         d = sample.data
         options = replace(variant.options,
-                          max_new_tokens=variant.options.max_new_tokens or self.opts.max_new_tokens,
+                          max_new_tokens=variant.options.max_new_tokens or self.options.max_new_tokens,
                           temperature=0.0 if variant.options.temperature is None else variant.options.temperature)
         images = [self.image(sample.id, ref) for ref in d["images"]]
         return Request(sample.id, "understand", build_prompt(d["question"], d["options"], d["question_type"]),
@@ -297,7 +320,7 @@ class MMMU(Task):
 
     def image(self, sample_id: str, ref: Mapping[str, Any]):
         if ref.get("file"):
-            return open_image(self.data_dir / ref["file"], f"mmmu {sample_id}, field {ref['column']!r}")
+            return open_image(self.data_dir / ref["file"], f"{self.name} {sample_id}, field {ref['column']!r}")
         return self._images.read(self.data_dir / ref["parquet"], int(ref["row"]), ref["column"])
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
@@ -320,22 +343,8 @@ class MMMU(Task):
                 "pred": json.dumps(sorted(map(str, preds))), "rule": "open", "random_fallback": 0,
                 "fallback_seed": -1, "parse_failure": 0}
 
-    def aggregate(self, scores: list[Mapping[str, Any]]) -> dict[str, Metric]:
-        """Instance-weighted accuracies: overall, per discipline, per subject (MMMU
-        `calculate_ins_level_acc`: a group's accuracy weighted by its question count, i.e. the
-        mean over its questions)."""
-        metrics = {"acc": mean_metric([s["correct"] for s in scores])}
-        for discipline, subjects in DISCIPLINES.items():
-            group = [s["correct"] for s in scores if s["discipline"] == discipline]
-            if group:
-                metrics[f"acc/{discipline}"] = mean_metric(group)
-            for subject in subjects:
-                group = [s["correct"] for s in scores if s["subject"] == subject]
-                if group:
-                    metrics[f"acc/{subject}"] = mean_metric(group)
-        metrics["random_fallback_rate"] = mean_metric([s["random_fallback"] for s in scores])
-        metrics["parse_failure_rate"] = mean_metric([s["parse_failure"] for s in scores])
-        return metrics
+    def paper_deviations(self, samples: list[Sample]) -> list[str]:
+        return [] if self.options.split == "validation" else [f"split {self.options.split!r} (the paper reports validation)"]
 
     @classmethod
     def make_fixture(cls, root: Path, seed: int = 0) -> Path:
@@ -343,7 +352,7 @@ class MMMU(Task):
 
 
 def parse_option_list(value: Any, where: str) -> list[str]:
-    """`options` is a Python-literal list in a string in the HF data (benchmarks.md §6.1); a real
+    """`options` is a Python-literal list in a string in the HF data (lmms-lab/MMMU); a real
     list is accepted too (JSONL form)."""
     if isinstance(value, str):
         try:

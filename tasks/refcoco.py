@@ -1,7 +1,8 @@
 """RefCOCO / RefCOCO+ / RefCOCOg referring-expression grounding: Precision@0.5 per split.
 
-Protocol (benchmarks.md §5): one sample per referring expression; the model gets the image and
-the expression (the model wraps it in the release's grounding prompt, lavida-o-model.md §6.4, and
+Protocol (LaVida-O `llava/eval/predict_grounding.py`): one sample per referring expression; the model
+gets the image and the expression (the model wraps it in the release's grounding prompt,
+`predict_grounding.py:57-101`, and
 decodes the LOC tokens back into pixels of the input image); a prediction is a hit when its IoU
 with the ground-truth box is >= 0.5. Scores are reported per split; the paper never averages
 across splits, so the pooled `acc` is a convenience, not a paper number.
@@ -25,25 +26,30 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from lavida_bench.protocol import Request
+from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
 from lavida_bench.safety import resolve_inside
-from lavida_bench.stats import mean_metric
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
-from lavida_bench.tasks.understanding_fixtures import (
-    ParquetImages, image_ref, make_refcoco_fixture, open_image, parse_options, read_jsonl, read_parquet,
-    relative, split_files,
+from lavida_bench.tasks.base import ScoreContext, Task
+from lavida_bench.tasks.files import (
+    ParquetImages,
+    image_ref,
+    open_image,
+    read_jsonl,
+    read_parquet,
+    relative,
+    split_files,
 )
+from lavida_bench.tasks.understanding_fixtures import make_refcoco_fixture
 
-IOU_THRESHOLD = 0.5  # Precision@0.5, benchmarks.md §5.3
-DEFAULT_STEPS = 1  # the official RefCOCO eval runs steps=1 (lavida-o-model.md §6.4)
+IOU_THRESHOLD = 0.5  # Precision@0.5 (LaVida-O llava/eval/predict_grounding.py:145-195)
+DEFAULT_STEPS = 1  # the official RefCOCO eval runs steps=1 (predict_grounding.py:307)
 
-# dataset key -> (folder name of the lmms-lab snapshot, its splits); benchmarks.md §5.1
+# dataset key -> (folder name of the lmms-lab snapshot, its splits); HF lmms-lab/RefCOCO, RefCOCOplus, RefCOCOg
 DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "refcoco": ("RefCOCO", ("val", "testA", "testB", "test")),
     "refcoco+": ("RefCOCOplus", ("val", "testA", "testB")),
     "refcocog": ("RefCOCOg", ("val", "test")),
 }
-# The splits of the paper's table (benchmarks.md §5.5); lmms-lab's extra RefCOCO `test` is only
+# The splits of the paper's table (arXiv 2509.19244, RefCOCO/+/g Precision@0.5); lmms-lab's extra RefCOCO `test` is only
 # read when named explicitly.
 PAPER_SPLITS: tuple[str, ...] = ("refcoco/val", "refcoco/testA", "refcoco/testB", "refcoco+/val",
                                  "refcoco+/testA", "refcoco+/testB", "refcocog/val", "refcocog/test")
@@ -53,7 +59,7 @@ PARQUET_FIELDS = ["question_id", "answer", "bbox"]
 
 @dataclass(frozen=True)
 class RefCOCOOptions:
-    """`splits`: e.g. ["refcoco/val", "refcocog/test"]; None = every paper split present.
+    """`splits`: e.g. ["refcoco/val", "refcocog/test"]; None = every paper split, each required.
     `image_root`: base folder for the JSONL form's image paths (default: the JSONL's folder)."""
 
     splits: list[str] | None = None
@@ -66,7 +72,7 @@ class RefCOCOOptions:
 
 
 def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
-    """COCO [x, y, w, h] -> [x1, y1, x2, y2] (benchmarks.md §5.3)."""
+    """COCO [x, y, w, h] -> [x1, y1, x2, y2] (the IoU in predict_grounding.py:145-195 is on xyxy boxes)."""
     x, y, w, h = box
     return [float(x), float(y), float(x + w), float(y + h)]
 
@@ -100,36 +106,44 @@ def check_box(box: Any, where: str) -> list[float]:
 
 
 class RefCOCO(Task):
-    name = "refcoco"
+    options_schema = RefCOCOOptions
     version = "1"
     capability = "ground"
     variants = ("steps1", "steps4")
+    # Precision@0.5 per split is the paper's number (in percent); the pooled `acc` is a convenience
+    # headline for leaderboards of one run's splits, never compared with a paper number.
+    metrics = (
+        MetricSpec("acc", "higher", "0-1", "mean over all splits", field="correct", headline=True,
+                   paper_factor=100),
+        MetricSpec("acc/*", "higher", "0-1", "mean over the split", field="correct", where=("split",),
+                   paper_factor=100),
+        MetricSpec("iou", "higher", "0-1", "mean", field="iou"),
+        MetricSpec("parse_failure_rate", "lower", "0-1", "mean", field="parse_failure"),
+        MetricSpec("latency_s", "diagnostic", "seconds", "mean", field="latency_s"),
+    )
 
     def __init__(self, data_dir: str | Path | None, options: Mapping[str, Any] | None = None):
         super().__init__(data_dir, options)
-        self.opts = parse_options(RefCOCOOptions, self.options, self.name)
         self._images = ParquetImages()
 
     # -- loading -----------------------------------------------------------------------------
 
     def load(self) -> list[Sample]:
         if self.data_dir is None or not self.data_dir.is_dir():
-            raise DataError(f"refcoco: data dir {self.data_dir} does not exist (expected folders "
+            raise DataError(f"{self.name}: data dir {self.data_dir} does not exist (expected folders "
                             f"{', '.join(f for f, _ in DATASETS.values())} with parquet or JSONL splits)")
-        wanted = self.opts.splits or list(PAPER_SPLITS)
-        samples: list[Sample] = []
-        for group in wanted:
-            files = self.split_files(group)
-            if not files:
-                if self.opts.splits:
-                    folder, split = self.folder(group), group.split("/")[1]
-                    raise DataError(f"refcoco: split {group!r} not found: expected "
-                                    f"{folder}/**/{split}-*.parquet or {folder}/{split}.jsonl")
-                continue
-            samples += self.load_split(group, files)
-        if not samples:
-            raise DataError(f"refcoco: no split of {', '.join(wanted)} found under {self.data_dir}")
-        return samples
+        wanted = self.options.splits or list(PAPER_SPLITS)
+        files = {group: self.split_files(group) for group in wanted}
+        missing = [group for group, found in files.items() if not found]
+        if missing:  # a paper split silently left out would change the table's meaning
+            expected = "; ".join(f"{self.folder(g)}/**/{g.split('/')[1]}-*.parquet or "
+                                 f"{self.folder(g)}/{g.split('/')[1]}.jsonl" for g in missing)
+            present = [g for g in wanted if files[g]]
+            hint = "" if self.options.splits or not present else (
+                f"; to run only the splits present, select them: tasks.{self.name}.options.splits=[{','.join(present)}]")
+            raise DataError(f"{self.name}: split(s) {', '.join(missing)} not found under {self.data_dir} "
+                            f"(expected {expected}){hint}")
+        return [sample for group in wanted for sample in self.load_split(group, files[group])]
 
     def folder(self, group: str) -> Path:
         return self.data_dir / DATASETS[group.split("/")[0]][0]
@@ -137,7 +151,7 @@ class RefCOCO(Task):
     def split_files(self, group: str) -> list[Path]:
         """The split's parquet shards, or its JSONL file; both at once is ambiguous."""
         folder, split = self.folder(group), group.split("/")[1]
-        return split_files(folder, split, f"refcoco split {group!r}") if folder.is_dir() else []
+        return split_files(folder, split, f"{self.name} split {group!r}") if folder.is_dir() else []
 
     def load_split(self, group: str, files: list[Path]) -> list[Sample]:
         dataset, split = group.split("/")
@@ -152,7 +166,7 @@ class RefCOCO(Task):
 
     def parquet_entries(self, path: Path) -> list[dict[str, Any]]:
         """lmms-lab rows -> one entry per expression (lmms-eval "explodes" `answer` the same way,
-        benchmarks.md §5.1); COCO xywh boxes become xyxy."""
+        lmms-eval `tasks/refcoco/utils_rec.py`); COCO xywh boxes become xyxy."""
         import pyarrow.parquet as pq
 
         rows = read_parquet(path, PARQUET_FIELDS)
@@ -175,7 +189,7 @@ class RefCOCO(Task):
         return entries
 
     def jsonl_entries(self, path: Path) -> list[dict[str, Any]]:
-        base = Path(self.opts.image_root) if self.opts.image_root else path.parent
+        base = Path(self.options.image_root) if self.options.image_root else path.parent
         entries = []
         for n, line in enumerate(read_jsonl(path), 1):
             where = f"{path}: line {n}"
@@ -203,10 +217,14 @@ class RefCOCO(Task):
         ref = sample.data["image"]
         if "parquet" in ref:
             return self._images.read(self.data_dir / ref["parquet"], int(ref["row"]), "image")
-        return open_image(self.data_dir / ref["file"], f"refcoco sample {sample.id}, field 'image'")
+        return open_image(self.data_dir / ref["file"], f"{self.name} sample {sample.id}, field 'image'")
+
+    def target(self, sample: Sample) -> Any:
+        """The ground-truth box, xyxy pixels (stored in each output record)."""
+        return sample.data["bbox"]
 
     def request(self, sample: Sample, variant: Variant) -> Request:
-        # The prompt is the bare expression; the model adds the grounding template (§6.4).
+        # The prompt is the bare expression; the model adds the grounding template (predict_grounding.py:57-101).
         options = replace(variant.options, steps=variant.options.steps or DEFAULT_STEPS)
         return Request(sample.id, "ground", sample.data["expression"], images=[self.image(sample)],
                        options=options)
@@ -216,19 +234,15 @@ class RefCOCO(Task):
         base = {"split": sample.data["group"], "latency_s": number(trace.get("latency_s")),
                 "steps": number(trace.get("steps"))}
         box = first_box(output.get("boxes"))
-        if box is None:  # malformed reply: a miss, counted (benchmarks.md §5.6)
+        if box is None:  # malformed reply: a miss, counted (predict_grounding.py scores it IoU 0)
             return {**base, "iou": 0.0, "correct": 0.0, "parse_failure": 1}
         iou = box_iou(box, sample.data["bbox"])
         return {**base, "iou": iou, "correct": float(iou >= IOU_THRESHOLD), "parse_failure": 0}
 
-    def aggregate(self, scores: list[Mapping[str, Any]]) -> dict[str, Metric]:
-        metrics = {"acc": mean_metric([s["correct"] for s in scores])}
-        for group in sorted({s["split"] for s in scores}, key=split_order):
-            metrics[f"acc/{group}"] = mean_metric([s["correct"] for s in scores if s["split"] == group])
-        metrics["iou"] = mean_metric([s["iou"] for s in scores])
-        metrics["parse_failure_rate"] = mean_metric([s["parse_failure"] for s in scores])
-        metrics["latency_s"] = mean_metric([s["latency_s"] for s in scores])
-        return metrics
+    def paper_deviations(self, samples: list[Sample]) -> list[str]:
+        found = {s.data["group"] for s in samples}
+        missing = [s for s in PAPER_SPLITS if s not in found]
+        return [f"paper splits missing from the data: {', '.join(missing)}"] if missing else []
 
     @classmethod
     def make_fixture(cls, root: Path, seed: int = 0) -> Path:
@@ -238,7 +252,3 @@ class RefCOCO(Task):
 def number(value: Any) -> float:
     """A trace value as a float (0 when absent or not a number)."""
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
-
-
-def split_order(group: str) -> int:
-    return KNOWN_SPLITS.index(group) if group in KNOWN_SPLITS else len(KNOWN_SPLITS)

@@ -1,14 +1,9 @@
-"""Official file formats of the understanding benchmarks (RefCOCO/+/g, MMMU, ChartQA).
-
-Two halves that are each other's inverse, kept together so they are tested together:
-
-- readers shared by the three adapters: task-option validation, Hugging Face image cells
-  (`{"bytes": ..., "path": ...}` structs in parquet, or plain file paths) and a lazy parquet
-  image column reader, so `load()` never decodes images and `request()` decodes one at a time;
-- writers of tiny synthetic datasets in the official layouts (`make_fixture` of each task):
-  images with drawn shapes at known boxes (several aspect ratios), MMMU-shaped items whose
-  answers are known from the drawing, and bar charts rendered with matplotlib from known values.
-  Everything is generated from a seed; nothing is copied from the real benchmarks.
+"""Tiny synthetic datasets of the understanding benchmarks (RefCOCO/+/g, MMMU, ChartQA) in
+their official layouts (`make_fixture` of each task): images with drawn shapes at known boxes
+(several aspect ratios), MMMU-shaped items whose answers are known from the drawing, and bar
+charts rendered with matplotlib from known values. Everything is generated from a seed; nothing
+is copied from the real benchmarks. The tasks read them back through `tasks/files.py`, so the
+readers and these writers are tested together.
 """
 from __future__ import annotations
 
@@ -16,146 +11,10 @@ import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from lavida_bench.tasks.base import DataError, read_image
-
-T = TypeVar("T")
-
-# ---------------------------------------------------------------------------------------------
-# Readers
-# ---------------------------------------------------------------------------------------------
-
-
-def parse_options(cls: type[T], raw: Mapping[str, Any], task: str) -> T:
-    """Validate a task's `options` mapping into its options dataclass; unknown keys are errors."""
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise DataError(f"tasks.{task}.options: unknown option(s) {', '.join(map(repr, unknown))} "
-                        f"(known: {', '.join(sorted(known))})")
-    try:
-        return cls(**raw)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"tasks.{task}.options: {err}") from err
-
-
-def image_ref(value: Any, where: str) -> dict[str, Any] | None:
-    """Check a Hugging Face image cell without decoding it; None for an empty cell.
-
-    HF `datasets` stores an `Image()` feature in parquet as a struct `{bytes, path}`; JSON forms
-    name a file instead. Returns `{"path": str}` for file references, `{"inline": True}` when the
-    bytes are in the cell (the caller keeps the file/row/column to re-read them).
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return {"path": value}
-    if isinstance(value, Mapping):
-        if value.get("bytes"):
-            return {"inline": True}
-        if value.get("path"):
-            return {"path": str(value["path"])}
-        raise DataError(f"{where}: image cell has neither bytes nor path")
-    raise DataError(f"{where}: image cell must be a {{bytes, path}} struct or a file path, "
-                    f"got {type(value).__name__}")
-
-
-def open_image(source: bytes | Path, where: str) -> Image.Image:
-    """Decode image bytes or a file into RGB, with an error naming the record."""
-    return read_image(source, where)
-
-
-class ParquetImages:
-    """Reads image cells from parquet files one column at a time, keeping only the most recently
-    used column in memory (the runner walks samples in id order, i.e. file by file)."""
-
-    def __init__(self) -> None:
-        self._key: tuple[str, str] | None = None
-        self._column: Any = None
-
-    def read(self, file: Path, row: int, column: str) -> Image.Image:
-        import pyarrow.parquet as pq
-
-        where = f"{file}: row {row}, field {column!r}"
-        if self._key != (str(file), column):
-            try:
-                self._column = pq.read_table(file, columns=[column]).column(column)
-            except (OSError, KeyError, ValueError) as err:
-                raise DataError(f"{where}: cannot read ({err})") from err
-            self._key = (str(file), column)
-        cell = self._column[row].as_py()
-        if isinstance(cell, Mapping) and cell.get("bytes"):
-            return open_image(cell["bytes"], where)
-        ref = image_ref(cell, where)
-        if ref is None:
-            raise DataError(f"{where}: image is empty")
-        return open_image(file.parent / ref["path"], where)
-
-
-def read_parquet(path: Path, columns: list[str]) -> list[dict[str, Any]]:
-    """Rows of a parquet file restricted to `columns` (all of which must exist)."""
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable parquet file ({err})") from err
-    missing = [c for c in columns if c not in schema.names]
-    if missing:
-        raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} "
-                        f"(has: {', '.join(schema.names)})")
-    return pq.read_table(path, columns=columns).to_pylist()
-
-
-def split_files(folder: Path, split: str, what: str) -> list[Path]:
-    """A split's files: parquet shards `**/{split}-*.parquet` (HF snapshot layout) or
-    `{split}.parquet`, else `{split}.jsonl`; [] when absent, an error when both forms exist."""
-    shards = sorted(set(folder.rglob(f"{split}-*.parquet")) | set(folder.rglob(f"{split}.parquet")))
-    jsonl = folder / f"{split}.jsonl"
-    if shards and jsonl.exists():
-        raise DataError(f"{what}: both {jsonl} and parquet shards ({shards[0]}, ...) exist; keep one form")
-    return shards or ([jsonl] if jsonl.exists() else [])
-
-
-def relative(path: Path, root: Path) -> str:
-    """`path` relative to the data dir when inside it (so sample data survives moving the
-    folder), else absolute."""
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read JSON ({err})") from err
-
-
-def read_jsonl(path: Path) -> list[Any]:
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read ({err})") from err
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: line {n}: not JSON ({err})") from err
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# Writers (synthetic fixtures)
-# ---------------------------------------------------------------------------------------------
 
 # Canvas sizes (width, height): landscape, portrait, square and very wide, so frame conversions
 # that confuse width and height give wrong boxes.
@@ -237,7 +96,7 @@ def hf_image_type() -> Any:
 # -- RefCOCO -----------------------------------------------------------------------------------
 
 def refcoco_parquet_rows(rng: np.random.Generator, n_rows: int, tag: str) -> list[dict[str, Any]]:
-    """lmms-lab/RefCOCO* rows (benchmarks.md §5.1): one row per object, COCO xywh `bbox`,
+    """lmms-lab/RefCOCO* rows (HF dataset cards): one row per object, COCO xywh `bbox`,
     `answer` = its expressions. The first row carries two expressions, the rest one."""
     rows = []
     for i in range(n_rows):
@@ -270,7 +129,7 @@ def refcoco_schema() -> Any:
 
 
 def write_refcoco_jsonl(folder: Path, split: str, rng: np.random.Generator, n: int) -> None:
-    """InternVL-style lines (benchmarks.md §5.1): `image` path, `sent`, xyxy `bbox`, size."""
+    """InternVL-style lines (as LaVida-O `eval/refcoco_eval.py` reads them): `image` path, `sent`, xyxy `bbox`, size."""
     lines = []
     for i in range(n):
         scene = make_scene(rng, FIXTURE_SIZES[(i + 1) % len(FIXTURE_SIZES)], 2)
@@ -336,7 +195,7 @@ def mmmu_items(rng: np.random.Generator) -> list[dict[str, Any]]:
 
 
 def mmmu_row(item: dict[str, Any]) -> dict[str, Any]:
-    """lmms-lab/MMMU row (benchmarks.md §6.1): `options` is a Python-literal string, seven
+    """lmms-lab/MMMU row (HF dataset card): `options` is a Python-literal string, seven
     image columns, unused ones null."""
     row = {k: item[k] for k in ("id", "question", "options", "answer", "question_type")}
     row.update({"explanation": "", "img_type": "['Diagrams']", "topic_difficulty": "Easy",
@@ -404,7 +263,7 @@ def chartqa_records(rng: np.random.Generator, split: str, n: int, png: Path) -> 
 
 def make_chartqa_fixture(root: Path, seed: int = 0) -> Path:
     """`test/test_human.json`, `test/test_augmented.json` and `test/png/` (vis-nlp/ChartQA
-    layout, benchmarks.md §7.1); four records per split."""
+    layout, `ChartQA Dataset/test/`); four records per split."""
     rng = np.random.default_rng(seed)
     png = root / "test" / "png"
     png.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,10 @@
 """CLIP zero-shot colour classification, GenEval's colour attribute check.
 
-GenEval (djghosh13/geneval `evaluation/evaluate_images.py`, benchmarks.md §1.3) builds one
+GenEval (djghosh13/geneval `evaluation/evaluate_images.py`, `color_classification`) builds one
 zero-shot classifier per object class with clip_benchmark's `zero_shot_classifier`: for each
 colour, encode the three templates below, L2-normalise each embedding, average, normalise again;
 an image crop (masked onto #999 grey by the task, then CLIP preprocessing) gets the colour with
-the largest cosine similarity. Model: open_clip `ViT-L-14`, `pretrained="openai"` (§1.4).
+the largest cosine similarity. Model: open_clip `ViT-L-14`, `pretrained="openai"` (evaluate_images.py `load_models`).
 
 Backends: `clip` (the same OpenAI ViT-L/14 weights through `transformers`' CLIPModel, from a
 local folder) and `open_clip` (the official library, when installed, from a local checkpoint
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
     from lavida_bench.backends import BackendsConfig
 
-# GenEval's templates ({c} = colour, {obj} = the object class of the clause), benchmarks.md §1.3.
+# GenEval's templates ({c} = colour, {obj} = the object class of the clause), evaluate_images.py.
 TEMPLATES = ("a photo of a {c} {obj}", "a photo of a {c}-colored {obj}", "a photo of a {c} object")
-# GenEval's colours, in its order (benchmarks.md §1.1).
+# GenEval's colours, in its order (evaluate_images.py `COLORS`).
 GENEVAL_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 DEFAULT_OBJECT = "object"  # used when the caller does not name the object class
 
@@ -118,7 +118,7 @@ class ClipColorClassifier(ZeroShotColorClassifier):
         return _pooled(self.model.get_image_features(pixel_values=pixels)).float()
 
 
-OPEN_CLIP_ARCH = "ViT-L-14"  # GenEval's clip_arch (benchmarks.md §1.3)
+OPEN_CLIP_ARCH = "ViT-L-14"  # GenEval's clip_arch (evaluate_images.py `load_models`)
 
 
 class OpenClipColorClassifier(ZeroShotColorClassifier):

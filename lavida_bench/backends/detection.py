@@ -1,7 +1,7 @@
 """Object detectors with instance masks, for GenEval.
 
 GenEval's official detector is MMDetection 2.x Mask2Former Swin-S trained on COCO instances
-(benchmarks.md §1.4). Two real backends:
+(djghosh13/geneval `evaluation/download_models.sh`, `evaluation/evaluate_images.py`). Two real backends:
 
 - `mmdet`: the official model and code path; needs MMDetection 2.x installed from a source
   checkout and the official checkpoint (imported lazily, clear error when missing).
@@ -166,7 +166,7 @@ def _valid_region(pixel_mask: Any, input_hw: Any) -> tuple[int, int]:
 
 
 # Where GenEval takes the config from: relative to the installed mmdet package
-# (benchmarks.md §1.4; djghosh13/geneval evaluation/evaluate_images.py).
+# (djghosh13/geneval evaluation/evaluate_images.py `parse_args`).
 MMDET_CONFIG = "configs/mask2former/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco.py"
 
 

@@ -2,9 +2,10 @@
 
 FID is computed from stored features, so a metric can be recomputed (new reference set, new
 Inception implementation) without regenerating images. The distance follows clean-fid
-(`cleanfid/fid.py::frechet_distance`, benchmarks.md §3.4):
+(GaParmar/clean-fid `cleanfid/fid.py::frechet_distance`):
 ``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))``, adding 1e-6 I to both covariances when the
-matrix square root is not finite, and taking the real part. Covariances use ddof=1 (numpy's
+matrix square root is not finite, refusing a square root whose diagonal has an imaginary part
+above 1e-3 (clean-fid 0.1.35) and otherwise taking the real part. Covariances use ddof=1 (numpy's
 `np.cov`, as clean-fid and torchmetrics do).
 
 Backends:
@@ -16,8 +17,10 @@ Backends:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +38,11 @@ if TYPE_CHECKING:
 
 FEATURE_DIM = 2048
 SQRTM_EPS = 1e-6  # clean-fid's frechet_distance default
-# Image files clean-fid's folder mode reads (benchmarks.md §3.4), minus its .npy arrays.
+# clean-fid 0.1.35 (the pinned release, GaParmar/clean-fid commit c8ffa42) cleanfid/fid.py lines
+# 55-58: np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3) or raise (later commits, unreleased,
+# comment the check out)
+IMAGINARY_ATOL = 1e-3
+# Image files clean-fid's folder mode reads (`cleanfid/utils.py` EXTENSIONS), minus its .npy arrays.
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
 CLEAN_FID_FILE = "inception-2015-12-05.pt"  # the name clean-fid's InceptionV3W loads
 
@@ -66,9 +73,29 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAGINARY_ATOL):
+            raise imaginary_refusal(float(np.max(np.abs(covmean.imag))))
+        covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def imaginary_refusal(imaginary: float) -> ValueError:
+    """The error of a square root too far from real to take its real part (clean-fid stops there)."""
+    return ValueError(f"FID: sqrtm(sigma1 @ sigma2) has an imaginary component of {imaginary:.3g} "
+                      f"(above {IMAGINARY_ATOL} on its diagonal, where clean-fid stops): a covariance is "
+                      f"not positive semi-definite or their product is numerically degenerate")
+
+
+def real_sqrt(eigenvalues: np.ndarray) -> np.ndarray:
+    """Square roots of a symmetric PSD matrix's eigenvalues: negative round-off within clean-fid's
+    tolerance (an imaginary root of at most IMAGINARY_ATOL) becomes 0, as clean-fid takes the
+    real part; beyond it, the same refusal as `frechet_distance`."""
+    lowest = float(eigenvalues.min(initial=0.0))
+    if lowest < -IMAGINARY_ATOL ** 2:
+        raise imaginary_refusal(math.sqrt(-lowest))
+    return np.sqrt(np.clip(eigenvalues, 0, None))
 
 
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
@@ -76,9 +103,46 @@ def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*stats_from_features(a), *stats_from_features(b))
 
 
-def fid_from_stats(features: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
-    """FID between a feature set [N, D] and reference statistics (e.g. from `reference_stats`)."""
-    return frechet_distance(*stats_from_features(features), mu, sigma)
+def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance (see `real_sqrt` for negative eigenvalues)."""
+    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (v * real_sqrt(w)) @ v.T
+
+
+class FrechetToReference:
+    """`frechet_distance` of many feature sets against one fixed reference (FID-30k's value and
+    its bootstrap rounds): ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrtm(S1 S2)), with the same
+    tolerance for a square root that is not real and the same error beyond it (`real_sqrt`).
+
+    Why not scipy's sqrtm per call: the bootstrap evaluates this many times against the same
+    reference. With centred features Xc (N x D) and S1 = Xc^T Xc / (N - 1), the non-zero
+    eigenvalues of S1 S2 are those of Xc S2 Xc^T / (N - 1) (N x N, symmetric PSD), and, with
+    R = S2^(1/2), also those of R S1 R = Y^T Y / (N - 1) for Y = Xc R (D x D). So
+    Tr(sqrtm(S1 S2)) = sum of sqrt(eigenvalues) of whichever is smaller: one symmetric
+    eigensolve of size min(N, D) per call, exact and never complex; R (one D x D eigensolve) is
+    computed only when N > D, and once.
+    """
+
+    def __init__(self, mu_ref: np.ndarray, sigma_ref: np.ndarray):
+        self.mu_ref, self.sigma_ref = mu_ref, sigma_ref
+
+    @functools.cached_property
+    def root(self) -> np.ndarray:
+        return psd_sqrt(self.sigma_ref)
+
+    def __call__(self, features: np.ndarray) -> float:
+        n, dim = features.shape
+        mu = features.mean(axis=0)
+        centred = features - mu
+        if n <= dim:
+            gram = centred @ self.sigma_ref @ centred.T / (n - 1)
+        else:
+            y = centred @ self.root
+            gram = y.T @ y / (n - 1)
+        trace_sqrt = real_sqrt(np.linalg.eigvalsh((gram + gram.T) / 2)).sum()
+        trace_sigma = float((centred * centred).sum()) / (n - 1)
+        diff = mu - self.mu_ref
+        return float(diff @ diff + trace_sigma + np.trace(self.sigma_ref) - 2 * trace_sqrt)
 
 
 def reference_stats(path: str | Path, inception: FeatureBackend | None = None,

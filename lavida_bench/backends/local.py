@@ -11,8 +11,10 @@ from types import ModuleType
 
 
 def require_path(value: str | None, key: str, what: str) -> Path:
-    """Return `value` as an existing local path, or raise FileNotFoundError naming the config key
-    (`backends.<key>`) and what the user should put there."""
+    """Return `value` as an existing local path, made absolute, or raise FileNotFoundError naming
+    the config key (`backends.<key>`) and what the user should put there. Absolute because some
+    libraries read a bare name as something to fetch before trying it as a path: open_clip looks
+    `pretrained="openai"` up as a download tag first (factory.py `create_model`)."""
     if not value:
         raise FileNotFoundError(f"backends.{key} is not set: put {what} there "
                                 f"(e.g. backends.{key}=/weights/...). Nothing is downloaded.")
@@ -20,7 +22,7 @@ def require_path(value: str | None, key: str, what: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"backends.{key}={value} does not exist: put {what} there. "
                                 f"Nothing is downloaded.")
-    return path
+    return path.absolute()
 
 
 def optional_import(module: str, backend: str, install: str) -> ModuleType:
@@ -34,9 +36,7 @@ def optional_import(module: str, backend: str, install: str) -> ModuleType:
 
 
 def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed through."""
-    if name != "auto":
-        return name
-    import torch
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu' (one rule for model and backends)."""
+    from lavida_bench.model.devices import resolve_device as resolve
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve(name)

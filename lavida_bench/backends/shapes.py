@@ -1,7 +1,8 @@
 """The synthetic "shapes" world: solid coloured circles, squares and triangles drawn with PIL.
 
-Fixtures draw these images with known truth (kinds, colours, boxes, counts, positions), so the
-stand-in evaluator backends (`standins.py`) can score them meaningfully without any weights.
+Fixtures and the synthetic world (`lavida_bench.world`) draw these images with known truth (kinds,
+colours, boxes, counts, positions), so the stand-in evaluator backends (`standins.py`, through the
+world's strict detector) can score them meaningfully without any weights.
 Boxes are xyxy pixels with an exclusive right/bottom edge: a shape with box (10, 20, 30, 40)
 covers columns 10..29 and rows 20..39, which is exactly the box the stand-in detector returns.
 """
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-# GenEval's ten colour names, in the official order (benchmarks.md §1.1 "Colors").
+# GenEval's ten colour names, in the official order (djghosh13/geneval evaluate_images.py `COLORS`).
 # The RGB values are this project's fixture choice: far apart from each other and from the
-# #999 grey that GenEval pastes behind masked crops (benchmarks.md §1.3).
+# #999 grey that GenEval pastes behind masked crops (evaluate_images.py `ImageCrops`).
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "orange": (255, 140, 0),
@@ -54,9 +55,9 @@ def draw_shapes(size: tuple[int, int], shapes: list[Shape],
                 background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
     """Render `shapes` (later ones on top) as solid, un-antialiased fills on a `size`=(W, H) canvas.
 
-    Solid fills matter: the stand-in detector segments by exact palette colour, so a shape must
-    not blend into its neighbours. A white shape on the default white background is invisible;
-    pick another background for white objects.
+    Solid fills matter: the strict detector segments by palette colour and checks each region
+    against the ideal shape, so a shape must not blend into its neighbours. A white shape on the
+    default white background is invisible; pick another background for white objects.
     """
     width, height = size
     image = Image.new("RGB", (width, height), tuple(background))

@@ -1,11 +1,14 @@
 """Deterministic stand-in backends for the demo and the tests (all labelled `standin=True`).
 
-They need no weights and understand exactly one world: the solid shapes of `shapes.py`. On
-those images they are right (the detector finds each shape with its true box and mask, the
-colour classifier names its colour, the VQA answers questions about kinds, colours, counts and
-left/right/above/below correctly), so a synthetic benchmark with known truth scores
-meaningfully. On any other image they still answer, deterministically, but the numbers mean
-nothing, and every manifest and report says that a stand-in produced them.
+They need no weights and understand exactly one world, the synthetic one of
+`lavida_bench.world` (solid circles, squares and triangles in GenEval's ten colours on plain
+backgrounds), through its strict detector (`lavida_bench.world.detect`). On rendered scenes they
+are right: the detector recovers each object's kind, colour, box and mask; the VQA answers
+questions about kinds, colours, counts and left/right/above/below from those detections; the
+judge checks an edit against what its instruction should produce. On anything else - noise, a
+random-weight model's output, a photograph - the detector finds nothing, so the VQA answers
+"no" and the judge reports the edit as not done: stand-ins never reward images that are not of
+their world. Every manifest and report says that a stand-in produced the numbers.
 """
 from __future__ import annotations
 
@@ -16,27 +19,22 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from lavida_bench.backends.base import Backend
-from lavida_bench.backends.detection import Detection, box_from_mask
-from lavida_bench.backends.shapes import COLORS, SHAPES
+from lavida_bench.backends.detection import Detection
+from lavida_bench.backends.shapes import COLORS, SHAPES, Shape
+from lavida_bench.world.detect import detect, foreground_explained
+from lavida_bench.world.edits import parse_instruction
+from lavida_bench.world.edits import outcome as edit_outcome
 
 if TYPE_CHECKING:
     from lavida_bench.backends import BackendsConfig
 
-# GenEval pastes masked crops onto a flat #999 grey canvas (benchmarks.md §1.3); the stand-in
+# GenEval pastes masked crops onto a flat #999 grey canvas (evaluate_images.py `ImageCrops`); the stand-in
 # colour classifier ignores pixels within GREY_TOLERANCE of it.
 GREY = np.array([153, 153, 153])
 GREY_TOLERANCE = 12
 
-# Fill ratio (area / box area) of each ideal shape: square 1, circle pi/4, triangle 1/2.
-FILL_RATIO = {"square": 1.0, "circle": float(np.pi / 4), "triangle": 0.5}
-FIT_SLACK = 0.1  # rasterised shapes of side >= 6 px stay within 0.06 of the ideal ratio
-PURITY_SCALE = 80.0  # RGB distance at which a pixel stops counting as its palette colour
-
-_PALETTE_NAMES = list(COLORS)
-_PALETTE = np.array([COLORS[n] for n in _PALETTE_NAMES], dtype=np.int32)
 
 
 def nearest_color(rgb: np.ndarray, names: list[str]) -> str:
@@ -48,58 +46,16 @@ def nearest_color(rgb: np.ndarray, names: list[str]) -> str:
     return names[int(np.argmin(dists))]
 
 
-def _border_color(arr: np.ndarray) -> np.ndarray:
-    """Most common exact colour on the image border: the background of a shapes image."""
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-    colors, counts = np.unique(border, axis=0, return_counts=True)
-    return colors[int(np.argmax(counts))]
-
-
-def find_shapes(image: Image.Image) -> list[tuple[Detection, str]]:
-    """Connected components of each palette colour that differs from the background, as
-    (detection labelled with its kind, colour name). Score = colour purity x shape fit."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.int32)
-    height, width = arr.shape[:2]
-    background = _border_color(arr)
-    best = ((arr - background) ** 2).sum(-1)
-    index = np.full((height, width), -1)
-    for k, rgb in enumerate(_PALETTE):  # nearest palette colour; ties go to the background
-        dist = ((arr - rgb) ** 2).sum(-1)
-        closer = dist < best
-        index[closer], best[closer] = k, dist[closer]
-    purity = np.clip(1.0 - np.sqrt(best) / PURITY_SCALE, 0.0, 1.0)
-    min_area = max(9, height * width // 2000)
-    found: list[tuple[Detection, str]] = []
-    for k in np.unique(index[index >= 0]):
-        labels, _ = ndimage.label(index == k)
-        for comp, region in enumerate(ndimage.find_objects(labels), start=1):
-            if region is None:
-                continue
-            local = labels[region] == comp
-            area = int(local.sum())
-            if area < min_area:
-                continue
-            mask = np.zeros((height, width), dtype=bool)
-            mask[region] = local
-            box = box_from_mask(mask)
-            ratio = area / ((box[2] - box[0]) * (box[3] - box[1]))
-            kind = min(SHAPES, key=lambda s: abs(FILL_RATIO[s] - ratio))
-            fit = float(np.clip(1.0 - max(0.0, abs(FILL_RATIO[kind] - ratio) - FIT_SLACK) / 0.2, 0.0, 1.0))
-            score = float(purity[mask].mean()) * fit
-            if score > 0:
-                found.append((Detection(kind, score, box, mask), _PALETTE_NAMES[int(k)]))
-    return found
-
-
 class StandinDetector(Backend):
-    """Finds the shapes of `shapes.py`; label = kind name ("circle", "square", "triangle")."""
+    """The world's strict detector; label = kind name ("circle", "square", "triangle"),
+    score = IoU of the region with the ideal shape (1.0 on rendered scenes)."""
 
     name: ClassVar[str] = "standin"
     standin: ClassVar[bool] = True
     class_names: ClassVar[tuple[str, ...]] = SHAPES
 
     def detect(self, image: Image.Image) -> list[Detection]:
-        return [det for det, _ in find_shapes(image)]
+        return [Detection(s.kind, s.score, s.box, s.mask) for s in detect(image)]
 
 
 class StandinColor(Backend):
@@ -141,7 +97,7 @@ class StandinVQA(Backend):
     standin: ClassVar[bool] = True
 
     def answer(self, image: Image.Image, question: str) -> str:
-        shapes = [(det.label, color, det.box) for det, color in find_shapes(image)]
+        shapes = [(s.kind, s.color, s.box) for s in detect(image)]
         return "yes" if _holds(question.lower(), shapes) else "no"
 
 
@@ -198,7 +154,7 @@ class StandinInception(Backend):
         return np.stack(rows) if rows else np.zeros((0, 2048))
 
 
-# Aspect lines of ImgEdit rubrics look like "Prompt Compliance: <1-5>" (benchmarks.md §4.3);
+# Aspect lines of ImgEdit rubrics look like "Prompt Compliance: <1-5>" (ImgEdit Benchmark/Basic/prompts.json);
 # the stand-in answers with the first three such names it finds in the prompt, else these.
 DEFAULT_ASPECTS = ("Prompt Compliance", "Visual Naturalness", "Physical & Detail Integrity")
 _ASPECT_RE = re.compile(r"^\s*[-*]?\s*([A-Z][A-Za-z&/ ]{2,50}?)\s*:\s*(?:<|\[|\(|[1-5]\b|A number|score)",
@@ -206,9 +162,18 @@ _ASPECT_RE = re.compile(r"^\s*[-*]?\s*([A-Z][A-Za-z&/ ]{2,50}?)\s*:\s*(?:<|\[|\(
 
 
 class StandinJudge(Backend):
-    """A well-formed three-score rubric reply from image statistics of (original, edited):
-    compliance grows with the mean change, preservation shrinks with it, quality follows the
-    edited image's contrast; the second and third never exceed the first (the rubric's rule)."""
+    """A well-formed three-score rubric reply that checks an edit of a world scene.
+
+    It reads the edit instruction from the prompt (the world's templates, `world/edits.py`),
+    detects the objects of the original (first image) and the edited (last image) and compares
+    them with what the instruction should produce. First aspect (compliance): 5 if the change
+    is there and the image is still the original scene (at least half the untouched objects
+    kept, at least half the foreground explained), else 1. Second (preservation): grows with
+    the share of untouched objects kept, halved by any unexplained extra object. Third
+    (quality): the share of the edited image's foreground that the detector explains. The
+    second and third never exceed the first (the rubric's rule). A prompt without a world
+    instruction is an error (recorded per item), never a guessed score.
+    """
 
     name: ClassVar[str] = "standin"
     standin: ClassVar[bool] = True
@@ -222,25 +187,44 @@ class StandinJudge(Backend):
         return {"model": "standin"}
 
     def judge(self, key: str, prompt: str, images: list[Image.Image]) -> str:
-        if not images:
-            raise ValueError(f"judge item {key!r}: no images given")
-        edited = _small(images[-1])
-        change = float(np.abs(edited - _small(images[0])).mean() / 255.0) if len(images) > 1 else 0.5
-        contrast = float(edited.std() / 128.0)
-        first = _grade(change * 4)
-        second = min(first, _grade(1.0 - change * 2))
-        third = min(first, _grade(contrast * 2))
-        names = []
-        for name in _ASPECT_RE.findall(prompt):
-            if name.strip() != "Brief reasoning" and name.strip() not in names:
-                names.append(name.strip())
-        names = (names + [n for n in DEFAULT_ASPECTS if n not in names])[:3]
-        return (f"Brief reasoning: stand-in judge, mean change {change:.3f}, contrast {contrast:.3f}.\n"
+        if len(images) < 2:
+            raise ValueError(f"judge item {key!r}: the stand-in judge needs the original and the edited image")
+        spec = parse_instruction(prompt)
+        if spec is None:
+            raise ValueError(f"judge item {key!r}: no edit instruction of the synthetic world in the prompt "
+                             "(the stand-in judge reads 'Remove the ...', 'Add a ...', 'Make the ... <colour>', "
+                             "'Change the ...'s color to ...', 'Replace the ... with a ...')")
+        edited = detect(images[-1])
+        result = edit_outcome(spec, _in_frame(detect(images[0]), images[0]), _in_frame(edited, images[-1]))
+        explained = foreground_explained(images[-1], edited)
+        # done = the change is there, in an image that is still the original scene (most of the
+        # untouched objects kept, most of the foreground explained): noise never passes
+        done = result.done and result.preserved >= 0.5 and explained >= 0.5
+        first = 5 if done else 1
+        second = min(first, _grade(result.preserved * (0.5 if result.extras else 1.0)))
+        third = min(first, _grade(explained))
+        names = _aspect_names(prompt)
+        return (f"Brief reasoning: stand-in judge, {spec.op} {'done' if done else 'not done'}, "
+                f"{result.preserved:.2f} of other objects kept, {result.extras} extra, "
+                f"{explained:.2f} of the foreground explained.\n"
                 f"{names[0]}: {first}\n{names[1]}: {second}\n{names[2]}: {third}")
 
 
-def _small(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB").resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+FRAME = 1024.0  # boxes of both images are compared in a common 1024x1024 frame
+
+
+def _in_frame(seen: list, image: Image.Image) -> list[Shape]:
+    sx, sy = FRAME / image.width, FRAME / image.height
+    return [Shape(s.kind, s.color, (s.box[0] * sx, s.box[1] * sy, s.box[2] * sx, s.box[3] * sy)) for s in seen]
+
+
+def _aspect_names(prompt: str) -> list[str]:
+    """The first three `Name: <1-5>` aspect names of the rubric, else the defaults."""
+    names: list[str] = []
+    for name in _ASPECT_RE.findall(prompt):
+        if name.strip() != "Brief reasoning" and name.strip() not in names:
+            names.append(name.strip())
+    return (names + [n for n in DEFAULT_ASPECTS if n not in names])[:3]
 
 
 def _grade(x: float) -> int:

@@ -3,8 +3,8 @@
 The official model is mPLUG-large VQA from ModelScope
 (`damo/mplug_visual-question-answering_coco_large_en`), run through
 `modelscope.pipelines.pipeline(Tasks.visual_question_answering, model=...)` with the answer in
-`result["text"]` (benchmarks.md §2.4). DPG scores an answer 1 only if it equals exactly "yes"
-(§2.3), so `mplug` returns the pipeline's text untouched; `blip` returns its decoded answer.
+`result["text"]` (TencentQQGYLab/ELLA `dpg_bench/compute_dpg_bench.py`). DPG scores an answer 1 only
+if it equals exactly "yes" (same file), so `mplug` returns the pipeline's text untouched; `blip` returns its decoded answer.
 
 Backends: `mplug` (official, optional, lazy import of modelscope) and `blip` (a `transformers`
 VQA model such as Salesforce/blip-vqa-base/-capfilt-large from a local folder). Their answers

@@ -1,7 +1,7 @@
 """Autoregressive decoding of Lavida-O's own answers: the "one token per pass" baseline.
 
 Masked diffusion's speed claim is that several tokens come out of one forward pass (all four box
-coordinates at once, lavida-o-model.md §6.4). The fair comparison is the SAME network, the same
+coordinates at once, LaVida-O `llava/eval/predict_grounding.py:57-101`). The fair comparison is the SAME network, the same
 prompt and the same number of answer tokens, decoded one token per forward pass with a KV cache:
 the prompt is encoded once, the first token is read at the prompt's last position, and every
 later token is fed back alone against the growing cache (each new token sees only what came
@@ -18,18 +18,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lavida_bench.api import Request, Result, Stage, Trace
 from lavida_bench.model import prompts
-from lavida_bench.model.pipeline import LavidaPipeline, StageClock
+from lavida_bench.model.pipeline import LavidaPipeline
 from lavida_bench.model.sampling.grounding import dequantize_box
 from lavida_bench.model.sequences import Row
+from lavida_bench.model.stages import StageClock
 from lavida_bench.model.tokens import chat_prompt
-from lavida_bench.protocol import Request, Result, Stage, Trace
 
-BOX_TOKENS = 4  # x1, y1, x2, y2 (§5.5)
+BOX_TOKENS = 4  # x1, y1, x2, y2 (predict_grounding.py:145-195)
 
 
 def grounding_prefix(expression: str) -> str:
-    """The official RefCOCO prompt (§6.4) cut after `<LOC_BEGIN>`: what an AR decoder conditions on."""
+    """The official RefCOCO prompt (predict_grounding.py:57-101) cut after `<LOC_BEGIN>`: what an AR decoder conditions on."""
     full = prompts.grounding_prompt(expression, n_masks=0)
     return full[: full.index("<LOC_BEGIN>") + len("<LOC_BEGIN>")]
 
@@ -65,14 +66,14 @@ class AutoregressiveLavida:
     def ground(self, requests: list[Request]) -> list[Result]:
         pipe = self.pipe
         with StageClock(pipe.device) as clock:
-            feats = pipe.builder.image_features([pipe._tiles(r.images[0]) for r in requests])
+            feats = pipe.builder.image_features([pipe.parts.tiles(r.images[0]) for r in requests])
             rows = [pipe.builder.row(grounding_prefix(r.prompt), [f]) for r, f in zip(requests, feats)]
             tokens, nfe = self.decode(rows, BOX_TOKENS)
         results = []
         for r, toks in zip(requests, tokens.tolist()):
             bins = [pipe.ids.loc_value(t) for t in toks]
             w, h = r.images[0].size
-            boxes = [dequantize_box(bins, w, h, pipe.grounding_frame)] if None not in bins else []
+            boxes = [dequantize_box(bins, w, h, pipe.parts.grounding_frame)] if None not in bins else []
             results.append(Result(boxes=boxes, trace=self._trace("ground_ar", nfe, clock.seconds / len(requests))))
         return results
 
@@ -83,7 +84,7 @@ class AutoregressiveLavida:
         with StageClock(pipe.device) as clock:
             rows = []
             for r in requests:
-                feats = pipe.builder.image_features([pipe._tiles(im) for im in r.images])
+                feats = pipe.builder.image_features([pipe.parts.tiles(im) for im in r.images])
                 rows.append(pipe.builder.row(chat_prompt(prompts.understand_user(r.prompt, len(r.images))), feats))
             tokens, nfe = self.decode(rows, n)
         texts = [pipe.tokenizer.decode(t, skip_special_tokens=True) for t in tokens.tolist()]

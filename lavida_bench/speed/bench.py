@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
+from lavida_bench.api import Request, Result
 from lavida_bench.config import SpeedConfig
 from lavida_bench.model.network import LavidaNetwork
 from lavida_bench.model.pipeline import LavidaPipeline
-from lavida_bench.protocol import Request, Result
 from lavida_bench.speed.floor import Pass
 from lavida_bench.speed.measure import Measurement, measure, with_floor
 from lavida_bench.timing import DeviceRates

@@ -1,9 +1,9 @@
 """The speed cases: which capability, which requests, which unit of output.
 
 One case per capability setting the issue names: an understanding answer, grounding with 1 and
-with 4 steps (predict_grounding.py, lavida-o-model.md §6.4), text-to-image and editing at each
-resolution with the official step count (§6.2.2), and planning + reflection with each stage
-timed separately (§6.6). Inputs are synthetic (seeded noise images, fixed prompts): latency does
+with 4 steps (LaVida-O `llava/eval/predict_grounding.py:57-101`), text-to-image and editing at each
+resolution with the official step count (`llava/eval/1024_eval.yaml`), and planning + reflection with
+each stage timed separately (`llava/eval/predict_t2i_edit.py:706-808`). Inputs are synthetic (seeded noise images, fixed prompts): latency does
 not depend on content, only on sizes, which are recorded.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from lavida_bench.api import Capability, Options, Request
 from lavida_bench.config import SpeedConfig
-from lavida_bench.protocol import Capability, Options, Request
 
 QUESTION = "Describe this image in detail. What objects are there and where are they?"
 EXPRESSION = "the person on the left holding a red umbrella"

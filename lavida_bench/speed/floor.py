@@ -7,20 +7,20 @@ sequence lengths demand, nothing more:
 - linear layers: 2 FLOPs per weight per row that uses it. A text row touches the understanding
   sub-layers of every block (4 d^2 attention incl. the output projection + 3 d m MLP); a gen row
   touches the `_vision` sub-layers (3 d_gen d for q/k/v + 3 d_gen m_gen MLP) and the SHARED d^2
-  output projection (network.py Block; lavida-o-model.md §3.2). With `image_only`, text rows stop
+  output projection (network.py Block; LaVida-O `modeling_llada.py:1084-1254`). With `image_only`, text rows stop
   after the joint blocks.
 - attention: 4 d FLOPs per (query, visible key) pair (QK^T and AV). Joint blocks: every row sees
   its whole sequence plus the prefix cache; decoupled blocks: text sees text + cache, gen sees gen
-  (§3.2). Masked-out pairs are not counted: a fused kernel that skips them is the floor.
+  (LaVida-O modeling_llada.py:1084-1254). Masked-out pairs are not counted: a fused kernel that skips them is the floor.
 - heads: 2 d V per text-logit row; per VQ code 2 (2 d_gen^2 + d_gen K) for gen_predictor_2 and
   gen_predictor plus the transposed 2x2 conv (2 d_gen^2 per code), and the mirror image for
-  `embed_codes` (§3.3); SigLIP tiles at their patch count (§4.1).
+  `embed_codes` (llava_arch.py:235-265); SigLIP tiles at their patch count (siglip_encoder.py:575-601).
 - bytes: every weight a pass uses is read once (in the model dtype) and every cached key/value is
   read once; activations are not counted (they can live in on-chip memory for a fused kernel).
 
 The time a pass implies is the roofline max(FLOPs / matmul rate, bytes / bandwidth) at the
 device's measured rates (timing.measure_device); a case's floor is the sum over its passes.
-VQ encode/decode are excluded (the release's VQ config is not derivable, §7).
+VQ encode/decode are excluded (the release's VQ config is not derivable from the code).
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def forward_cost(cfg: LavidaConfig, p: Pass, dtype_bytes: int) -> Cost:
 
 
 def vision_tile_weights(cfg: LavidaConfig) -> tuple[int, int]:
-    """(weights per SigLIP layer, patches per tile): q, k, v, o + fc1, fc2 (§4.1)."""
+    """(weights per SigLIP layer, patches per tile): q, k, v, o + fc1, fc2 (siglip_encoder.py:575-601)."""
     v = cfg.vision
     return 4 * v.hidden_size ** 2 + 2 * v.hidden_size * v.intermediate_size, (v.image_size // v.patch_size) ** 2
 
@@ -121,7 +121,7 @@ def encode_tiles_cost(cfg: LavidaConfig, tiles: int, dtype_bytes: int) -> Cost:
 
 
 def code_head_weights(cfg: LavidaConfig) -> int:
-    """gen_predictor_2 (d_gen^2) + gen_predictor (d_gen^2 + d_gen K), applied per VQ code (§3.3)."""
+    """gen_predictor_2 (d_gen^2) + gen_predictor (d_gen^2 + d_gen K), applied per VQ code (llava_arch.py:249-265)."""
     dg = cfg.d_model_gen
     return 2 * dg * dg + dg * cfg.codebook_size
 
@@ -173,7 +173,7 @@ def without_prompt_recompute(passes: list[Pass]) -> list[Pass]:
     stays whole, later ones keep only gen rows and read the prompt as cache.
 
     The release's math does NOT allow this for images: in the joint blocks every prompt row attends
-    to the image rows, which change each step (§3.2), so the prompt's keys/values change too. This
+    to the image rows, which change each step (modeling_llada.py:1084-1254), so the prompt's keys/values change too. This
     only quantifies what such a cache would save, as an upper bound.
     """
     out, first = [], True

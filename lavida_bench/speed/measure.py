@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from lavida_bench.api import Request, Result
 from lavida_bench.model.config import LavidaConfig
-from lavida_bench.protocol import Request, Result
 from lavida_bench.speed.floor import Pass, summarize
 from lavida_bench.speed.record import Recording, record_passes
 from lavida_bench.timing import DeviceRates, Spread, peak_memory, timed

@@ -3,19 +3,19 @@
 Each class wraps a `LavidaNetwork` and is swapped into a pipeline with `swapped_network`, so the
 production pipeline code runs unchanged and only the one optimisation under test is undone:
 
-- `RecomputePrefix`: the prefix-LM text decoder (lavida-o-model.md §6.1) encodes the prompt
+- `RecomputePrefix`: the prefix-LM text decoder (LaVida-O `generate.py:217-390`) encodes the prompt
   into a cache once per sample; this stand-in re-encodes it at every step instead. It is the same
-  math (the prompt never attends to the answer, §6.1 prefix_lm), so tokens must be identical.
+  math (the prompt never attends to the answer, `prefix_lm`), so tokens must be identical.
 - `SplitGuidance`: classifier-free guidance stacks its `ways` rows (uncond, [image-only,] cond)
-  into one forward pass per step (§6.2, §6.3); this stand-in runs each guidance branch in its own
+  into one forward pass per step (LaVida-O predict_t2i_edit.py:421-611, 443-488); this stand-in runs each guidance branch in its own
   forward pass, as a batch-1 release loop would without stacking. Codes must be identical.
 
-`image_only` (skip text rows after the joint blocks, §3.2 IGNORE_TEXT_LOSS) is a pipeline flag
+`image_only` (skip text rows after the joint blocks, modeling_llada.py:1107-1109 IGNORE_TEXT_LOSS) is a pipeline flag
 and needs no stand-in.
 
 `CachedImagePrompt` goes the other way: it is NOT the release's math. It encodes the rows before
 the first image row once per draw and lets every step attend to that cache, so the prompt no
-longer sees the image tokens in the joint blocks (§3.2). It exists to measure what such a cache
+longer sees the image tokens in the joint blocks (modeling_llada.py:1084-1254). It exists to measure what such a cache
 would buy; its images differ, and the comparison reports by how much.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.network import LavidaNetwork, Route, route_mask
 
 
 class NetworkProxy:
@@ -81,6 +81,7 @@ class SplitGuidance(NetworkProxy):
             part = slice(k * b, (k + 1) * b)
             sliced = {key: (v[part] if isinstance(v, Tensor) and v.dim() >= 1 and v.shape[0] == embeds.shape[0]
                             else v) for key, v in kwargs.items()}
+            sliced["gen_mask"] = Route.of(route_mask(kwargs["gen_mask"])[part])
             h, _ = self._net(embeds[part], **sliced)
             hidden.append(h)
         return torch.cat(hidden), None
@@ -96,7 +97,7 @@ class CachedImagePrompt(NetworkProxy):
         self._cache: Any = None
 
     def __call__(self, embeds: Tensor, **kwargs: Any) -> Any:
-        gen, valid = kwargs.get("gen_mask"), kwargs.get("valid")
+        gen, valid = route_mask(kwargs.get("gen_mask")), kwargs.get("valid")
         if gen is None or kwargs.get("cache") is not None or kwargs.get("use_cache"):
             return self._net(embeds, **kwargs)
         first = int(gen.float().argmax(1).min())  # first image row (same layout in every row)
@@ -109,6 +110,7 @@ class CachedImagePrompt(NetworkProxy):
             self._prefix = prefix.clone()
         rest = {k: (v[:, first:] if isinstance(v, Tensor) and v.dim() == 2 and v.shape[1] == embeds.shape[1] else v)
                 for k, v in kwargs.items()}
+        rest["gen_mask"] = gen[:, first:]
         rest["image_only"] = False  # the cached path runs all remaining rows
         hidden, _ = self._net(embeds[:, first:], cache=self._cache, **rest)
         return torch.cat([embeds[:, :first], hidden], dim=1), None
@@ -117,19 +119,49 @@ class CachedImagePrompt(NetworkProxy):
 @contextlib.contextmanager
 def swapped_network(pipe: Any, network: Any) -> Iterator[Any]:
     """Run `pipe` with `network` in place of its own (pipeline and sequence builder)."""
-    old_pipe, old_builder = pipe.net, pipe.builder.network
-    pipe.net = pipe.builder.network = network
+    old = pipe.parts.net
+    pipe.parts.net = network
     try:
         yield pipe
     finally:
-        pipe.net, pipe.builder.network = old_pipe, old_builder
+        pipe.parts.net = old
 
 
 @contextlib.contextmanager
 def image_only(pipe: Any, on: bool) -> Iterator[Any]:
-    old = pipe.image_only
-    pipe.image_only = on
+    old = pipe.parts.image_only
+    pipe.parts.image_only = on
     try:
         yield pipe
     finally:
-        pipe.image_only = old
+        pipe.parts.image_only = old
+
+
+@contextlib.contextmanager
+def compiled_steps(pipe: Any) -> Iterator[Any]:
+    """Run `pipe`'s denoising steps compiled (torch.compile, fullgraph) inside the block."""
+    old = pipe.parts.compile_steps
+    pipe.parts.compile_steps = True
+    try:
+        yield pipe
+    finally:
+        pipe.parts.compile_steps = old
+
+
+@contextlib.contextmanager
+def captured_codes(pipe: Any) -> Iterator[list[Tensor]]:
+    """Every code grid `pipe`'s drawer samples inside the block, in order."""
+    codes: list[Tensor] = []
+    sample = pipe.drawer.sample
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        out, steps = sample(*args, **kwargs)
+        codes.extend(out.detach().cpu().clone())
+        return out, steps
+
+    pipe.drawer.sample = record
+    try:
+        yield codes
+    finally:
+        del pipe.drawer.sample
+

@@ -63,7 +63,7 @@ def lavida_workloads(cfg: LavidaConfig, size: tuple[int, int], answer: int, step
     micro = prompts.micro_conditions(1024, prompts.IMAGE_SETTINGS["demo_1024"])
     t2i = text_rows(chat_prompt(prompts.t2i_user(CAPTION, micro), ""))
     ar_prefix = text_rows(grounding_prefix(EXPRESSION), img)
-    gen, codes = 1024, 4096  # 1024 px: 64x64 codes -> 32x32 positions (§4.2)
+    gen, codes = 1024, 4096  # 1024 px: 64x64 codes -> 32x32 positions (LaVida-O predict_t2i_edit.py:197-218)
     answer_pass = [Pass("forward", [RowShape(answer, 0, und)]), Pass("text_logits", count=answer)]
     draw_step = [Pass("embed_codes", count=codes), Pass("code_logits", count=2 * codes)]
     return {

@@ -1,5 +1,5 @@
 """Qwen2.5-VL-7B behind the capability protocol: the paper's grounding speed baseline (6.8x,
-benchmarks.md §8).
+arXiv 2509.19244).
 
 Three ways to get it, all through `transformers.Qwen2_5_VLForConditionalGeneration`:
 - `path`: a local folder with the released weights and processor (nothing is downloaded);
@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from lavida_bench.model.pipeline import StageClock
-from lavida_bench.protocol import Request, Result, Stage, Trace
+from lavida_bench.api import Request, Result, Stage, Trace
+from lavida_bench.model.stages import StageClock
 from lavida_bench.speed.random_model import default_dtype
 
 PRESETS = ("tiny", "official")

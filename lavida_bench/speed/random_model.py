@@ -1,7 +1,7 @@
 """Lavida-O with random weights at any size, built straight on the target device (no checkpoint).
 
 Latency does not depend on weight values, so the speed suite may time a randomly initialised
-network at the official size (8B understanding + 2.4B generation, lavida-o-model.md §7) on a GPU
+network at the official size (8B understanding + 2.4B generation, arXiv 2509.19244) on a GPU
 without the 20 GB release on disk. Everything except the weights is the real thing: the same
 `LavidaNetwork`, the same `LavidaPipeline`, the same samplers. Differences, all labelled in the
 suite's output:
@@ -10,7 +10,7 @@ suite's output:
   LOC tokens; it yields about one token per word, close to but not equal to LLaDA's BPE, so text
   prompt lengths differ slightly from the release's (the suite records the lengths it ran);
 - the VQ model is a randomly initialised diffusers VQModel: the tiny one for tiny sizes; for the
-  official size the release's VQ config is not derivable from the code (§4.2, §7), so a stand-in
+  official size the release's VQ config is not derivable from the code (only its x16 downsampling and 8192 codes are), so a stand-in
   with the training script's block_out_channels [128, 256, 256, 512, 768] (datasets.py:561-569) and
   the x16 downsampling / 8192 codes the release uses.
 """
@@ -58,7 +58,7 @@ def model_config(preset: str, vocab_size: int) -> LavidaConfig:
 def vq_config(preset: str, codebook_size: int) -> dict:
     if preset == "official":
         cfg = tiny_vq_config(codebook_size)
-        # stand-in geometry (lavida-o-model.md §4.2: datasets.py:561-569); widths are the cost driver
+        # stand-in geometry (LaVida-O llava/train/data/datasets.py:561-569); widths are the cost driver
         cfg.update({"block_out_channels": [128, 256, 256, 512, 768], "layers_per_block": 2,
                     "latent_channels": 64, "vq_embed_dim": 64, "norm_num_groups": 32})
         return cfg

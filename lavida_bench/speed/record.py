@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.network import LavidaNetwork, route_mask
 from lavida_bench.speed.floor import Pass, RowShape
 
 
@@ -49,7 +49,7 @@ def _forward_pass(embeds: Tensor, kwargs: dict[str, Any]) -> Pass:
     b, n = embeds.shape[:2]
     valid = kwargs.get("valid")
     valid = torch.ones(b, n, dtype=torch.bool) if valid is None else valid.cpu()
-    gen = kwargs.get("gen_mask")
+    gen = route_mask(kwargs.get("gen_mask"))
     gen = torch.zeros(b, n, dtype=torch.bool) if gen is None else gen.cpu() & valid
     cache = kwargs.get("cache")
     cached = cache.valid.sum(1).tolist() if cache is not None else [0] * b

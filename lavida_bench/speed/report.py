@@ -96,7 +96,7 @@ def scoring_lines(scoring: dict[str, Any]) -> list[str]:
     if "available" in scoring:  # the backends package itself was not importable
         rows = [["-", "-", scoring["note"]]]
     else:
-        rows = [[k, v.get("backend", "-"), fmt(v.get("per_s")) if v.get("available") else v.get("note", "-")]
+        rows = [[k, fmt(v.get("backend")), fmt(v.get("per_s")) if v.get("available") else fmt(v.get("note"))]
                 for k, v in scoring.items()]
     return ["## Scoring throughput", "", *table(["items", "backend", "per second"], rows), ""]
 

@@ -6,21 +6,21 @@ on weight values); the output says which, and which model size ran.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lavida_bench.config import ConfigError, RunConfig, SpeedConfig, to_dict
+from lavida_bench.api import ConfigError
+from lavida_bench.config import RunConfig, SpeedConfig, to_dict
+from lavida_bench.model import devices
+from lavida_bench.model.devices import cpu_threads, resolve_device
 from lavida_bench.model.params import count_parameters
 from lavida_bench.model.pipeline import LavidaPipeline
-from lavida_bench.models import resolve_device
 from lavida_bench.speed.bench import Bench
 from lavida_bench.speed.cases import expand_cases, requests_for, units_per_sample
 from lavida_bench.speed.compare import COMPARISONS
@@ -30,27 +30,14 @@ from lavida_bench.speed.random_model import random_pipeline
 from lavida_bench.speed.report import write_markdown
 from lavida_bench.timing import measure_device
 
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 KNOWN_COMPARISONS = (*COMPARISONS, "harness", "scoring")
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
-    if name == "auto":  # the release runs in bf16 (lavida-o-model.md §8.2); CPUs are faster in fp32
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if name not in DTYPES:
-        raise ConfigError([f"model.dtype: {name!r} is not one of auto, {', '.join(DTYPES)}"])
-    return DTYPES[name]
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
     try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+        return devices.resolve_dtype(name, device)
+    except ValueError as err:
+        raise ConfigError([f"model.dtype: {err}"]) from err
 
 
 def build_pipeline(run: RunConfig, device: str, dtype: torch.dtype) -> tuple[LavidaPipeline, str]:

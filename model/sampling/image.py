@@ -1,107 +1,117 @@
 """Image-token sampler: reveal VQ codes over a fixed number of masked-diffusion steps.
 
-Reproduces the release's `text_to_image` loop (predict_t2i_edit.py, lavida-o-model.md §6.2)
-apart from the network and guidance: `logits_fn(codes)` already returns guided logits (see
+Reproduces the release's `text_to_image` loop (LaVida-O `llava/eval/predict_t2i_edit.py:421-611`)
+apart from the network and guidance: the logits given to `step` are already guided (see
 guidance.py). Per step every masked code gets a candidate drawn at temperature T together with
 its probability p0 under the untempered softmax; an unmasking policy then picks exactly the
 step's count of positions (schedules.transfer_counts) to commit. Committed codes never change.
 
-Every random draw of a row comes from that row's generator, so a row's codes do not depend on
-batch size or position. Sampling uses inverse-CDF draws (one uniform per position) instead of
-the release's `torch.distributions.Categorical`: the same distribution, with noise that tests
-can reproduce by hand; bit-identical images to the release are impossible anyway because its
-draws come from the global RNG.
+Written in the diffusers scheduler style: `start` builds an `ImageState` (codes plus the whole
+commit schedule, computed once on the host), `step_input` takes this step's random numbers from
+each row's own generator, and `step(state, logits, inputs)` is a pure batched transition with no
+Python loop over rows and no host synchronisation, so a network forward plus `step` compiles as
+one graph. The caller owns the loop (`sample_image` is that loop for plain logits functions).
+
+Every random draw of a row comes from that row's generator and only on steps where the row
+commits something, so a row's codes do not depend on batch size or position. Sampling uses
+inverse-CDF draws (one uniform per position) instead of the release's
+`torch.distributions.Categorical`: the same distribution, with noise that tests can reproduce by
+hand; bit-identical images to the release are impossible anyway because its draws come from the
+global RNG. `mask_git` draws its Exp(1) noise exactly as `torch.multinomial` without replacement
+does (p / q, top-k), so it equals the release's call on the same generator.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
+from torch import Tensor
 
 from lavida_bench.model.sampling.pmj import stratified_order
 from lavida_bench.model.sampling.schedules import temperature_schedule, transfer_counts
-from lavida_bench.model.sampling.text import LogitsFn, SamplerTrace, check_generators, check_logits, row_rand
+from lavida_bench.model.sampling.text import (
+    LogitsFn,
+    SamplerTrace,
+    check_generators,
+    check_logits,
+    row_rand,
+    take_top,
+)
 
-VQ_MASK_ID = 8193  # lavida-o-model.md §0 (predict_t2i_edit.py `img_mask_id`)
-P0_FLOOR = 1e-20  # mmada: log(max(p0, 1e-20)) (§6.2)
+VQ_MASK_ID = 8193  # LaVida-O `llava/eval/predict_t2i_edit.py:192-193` (`img_mask_id`)
+P0_FLOOR = 1e-20  # mmada: log(max(p0, 1e-20)) (predict_t2i_edit.py:421-611)
+POLICIES = ("stratified", "mmada", "mask_git")
 
 
-def sample_codes(
-    logits: torch.Tensor, masked: torch.Tensor, temperature: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Candidates and their untempered probabilities for one row.
+@dataclass(frozen=True)
+class ImageOptions:
+    """Image-sampler settings; the defaults are the demo's llava/eval/1024_eval.yaml.
 
-    logits [n, V], masked [n] -> (x0 [n] long, p0 [n] float64); entries at unmasked positions
-    are 0. x0 ~ softmax(logits / T) by inverse CDF with one U[0,1) per position (all n are drawn,
-    so the stream does not depend on how many are masked); T <= 0 means argmax. p0 is taken from
-    softmax(logits) (§6.2: "probability under the un-tempered softmax").
+    The confidence strength of mmada/mask_git is alg_temp, times
+    temperature_schedule(schedule_temp, steps, min_temperature, temperature_shift or shift) when
+    `dynamic_temperature` (predict_t2i_edit.py:377-402); stratified ignores it. T <= 0 means argmax candidates.
     """
-    n, vocab = logits.shape
-    uniforms = row_rand(generator, (n,), logits.device)
-    positions = masked.to(logits.device).nonzero().squeeze(-1)
-    picked = logits[positions].to(torch.float64)  # [m, V]
-    if temperature > 0:
-        cdf = torch.softmax(picked / temperature, dim=-1).cumsum(-1)  # [m, V]
-        targets = uniforms[positions].unsqueeze(-1) * cdf[:, -1:]
-        tokens = torch.searchsorted(cdf, targets, right=True).squeeze(-1).clamp(max=vocab - 1)
-    else:
-        tokens = picked.argmax(-1)
-    probs = torch.softmax(picked, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    x0 = torch.zeros(n, dtype=torch.long, device=logits.device).index_put((positions,), tokens)
-    p0 = torch.zeros(n, dtype=torch.float64, device=logits.device).index_put((positions,), probs)
-    return x0, p0
+
+    steps: int = 64
+    schedule: str = "shift"
+    shift: float = 5.0
+    policy: str = "stratified"
+    temperature: float = 0.8
+    alg_temp: float = 5.0
+    dynamic_temperature: bool = True
+    min_temperature: float = 0.5
+    schedule_temp: str = "cosine2"
+    mask_id: int = VQ_MASK_ID
+    order_seed: int = 42
+    temperature_shift: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"sample_image: unknown policy {self.policy!r}; expected one of {sorted(POLICIES)}")
+
+    def strengths(self) -> list[float]:
+        kind = self.schedule_temp if self.dynamic_temperature else "constant"
+        shift = self.shift if self.temperature_shift is None else self.temperature_shift
+        return [self.alg_temp * f for f in temperature_schedule(kind, self.steps, self.min_temperature, shift)]
 
 
-def gumbel(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
-    """Standard Gumbel noise -log(-log u) (release `gumbel_noise`, predict_t2i_edit.py)."""
-    return -torch.log(-torch.log(row_rand(generator, (n,), device)))
+@dataclass(frozen=True)
+class ImageState:
+    """Codes mid-sampling plus the schedule every later step reads.
+
+    `commits[r][i]` (host) / `commit_counts[:, i]` (device) is how many codes row r commits at
+    step i. The stratified order fixes in advance WHICH positions each step commits, so for that
+    policy `picks[i, r]` lists them (padded with n): candidates are then drawn at those positions
+    only, not over all n x V logits (None for the confidence policies)."""
+
+    codes: Tensor  # [B, n] long, mask_id where still masked
+    commits: tuple[tuple[int, ...], ...]
+    commit_counts: Tensor  # [B, n_steps] long
+    strengths: Tensor  # [n_steps] float64
+    picks: Tensor | None  # [n_steps, B, k_max] long
+    step: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return self.commit_counts.shape[1]
 
 
-# A policy picks which masked positions to commit: (p0 [n], masked [n], k, strength a_i,
-# generator, order) -> LongTensor[k] of positions. `strength` is alg_temp times the step's
-# temperature factor; `order` is the stratified order (only that policy uses it).
-Policy = Callable[[torch.Tensor, torch.Tensor, int, float, torch.Generator, torch.Tensor | None], torch.Tensor]
+class StepInput(NamedTuple):
+    """What one step needs besides codes and logits: its random draws (one uniform per position
+    for the candidate, and the policy's noise: mmada Gumbel uniforms, mask_git Exp(1); zeros for
+    rows that commit nothing) and its slice of the schedule."""
 
-
-def _stratified(
-    p0: torch.Tensor, masked: torch.Tensor, k: int, strength: float,
-    generator: torch.Generator, order: torch.Tensor | None,
-) -> torch.Tensor:
-    # release: order[start:start+k] with start = n - #masked (§6.2); taking the first k still-masked
-    # cells of the order is the same when sampling from scratch and never re-picks a given code.
-    if order is None:
-        raise ValueError("stratified policy needs the unmasking order")
-    still_masked = order[masked[order]]
-    return still_masked[:k]
-
-
-def _mmada(
-    p0: torch.Tensor, masked: torch.Tensor, k: int, strength: float,
-    generator: torch.Generator, order: torch.Tensor | None,
-) -> torch.Tensor:
-    # release `mmada`: log(max(p0, 1e-20)) + a_i * Gumbel, masked to -inf, top-k (§6.2)
-    noise = gumbel(generator, p0.shape[0], p0.device)
-    confidence = torch.log(p0.clamp(min=P0_FLOOR)) + strength * noise
-    confidence = torch.where(masked, confidence, float("-inf"))
-    return confidence.topk(k).indices
-
-
-def _mask_git(
-    p0: torch.Tensor, masked: torch.Tensor, k: int, strength: float,
-    generator: torch.Generator, order: torch.Tensor | None,
-) -> torch.Tensor:
-    # release `mask_git`: softmax(p0 / a_i over masked) sampled k times without replacement (§6.2)
-    weights = torch.softmax(torch.where(masked, p0 / strength, float("-inf")), dim=-1)
-    picked = torch.multinomial(weights.to(generator.device), k, replacement=False, generator=generator)
-    return picked.to(p0.device)
-
-
-POLICIES: dict[str, Policy] = {"stratified": _stratified, "mmada": _mmada, "mask_git": _mask_git}
+    uniforms: Tensor  # [B, n] float64
+    policy_noise: Tensor | None  # [B, n] float64
+    commits: Tensor  # [B] long: codes each row commits now
+    strength: Tensor  # [] float64: the confidence strength a_i
+    picks: Tensor | None  # [B, k_max] stratified: the positions committed now (n = padding)
 
 
 def grid_side(n_tokens: int) -> int:
-    """Side of the square code grid; the stratified order needs a power-of-two square (§6.2.1)."""
+    """Side of the square code grid; the stratified order needs a power-of-two square (pmj.py:17-109)."""
     side = math.isqrt(n_tokens)
     if side * side != n_tokens or side & (side - 1):
         raise ValueError(
@@ -111,72 +121,154 @@ def grid_side(n_tokens: int) -> int:
     return side
 
 
-def sample_image(
-    logits_fn: LogitsFn,
-    batch: int,
-    n_tokens: int,
-    *,
-    steps: int = 64,
-    schedule: str = "shift",
-    shift: float = 5.0,
-    policy: str = "stratified",
-    temperature: float = 0.8,
-    alg_temp: float = 5.0,
-    dynamic_temperature: bool = True,
-    min_temperature: float = 0.5,
-    schedule_temp: str = "cosine2",
-    mask_id: int = VQ_MASK_ID,
-    generators: list[torch.Generator],
-    order_seed: int = 42,
-    device: torch.device | str | None = None,
-    temperature_shift: float | None = None,
-    init: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, SamplerTrace]:
-    """Generate `n_tokens` VQ codes per row; defaults are the demo's 1024_eval.yaml (§6.2.2).
+def start(options: ImageOptions, codes: Tensor) -> ImageState:
+    """The state before step 0 for `codes [B, n]` (mask_id = to draw; other entries are kept).
 
-    logits_fn(codes LongTensor[B, n]) -> FloatTensor[B, n, V], already guided. Each step calls it
-    once (nfe == steps == len(transfer_counts(...))). The confidence strength of mmada/mask_git
-    is alg_temp, times temperature_schedule(schedule_temp, steps, min_temperature,
-    temperature_shift or shift) when `dynamic_temperature` (§6.2); stratified ignores it.
-    `init` ([B, n]) pre-fills codes (non-mask entries are kept); rows may then need different
-    counts, and a row whose schedule is shorter commits nothing on the extra steps.
-    Returns (codes [B, n], trace).
-    """
-    check_generators(generators, batch)
-    if policy not in POLICIES:
-        raise ValueError(f"sample_image: unknown policy {policy!r}; expected one of {sorted(POLICIES)}")
-    if init is None:
-        codes = torch.full((batch, n_tokens), mask_id, dtype=torch.long, device=device)
+    Rows may need different counts (pre-filled codes); a row whose schedule is shorter commits
+    nothing on the extra steps. The only host read of tensor data happens here, once."""
+    n = codes.shape[1]
+    per_row = [transfer_counts(int(m), options.steps, options.schedule, options.shift)
+               for m in (codes == options.mask_id).sum(-1).tolist()]
+    n_steps = max((len(c) for c in per_row), default=0)
+    commits = tuple(tuple(c) + (0,) * (n_steps - len(c)) for c in per_row)
+    picks = None
+    if options.policy == "stratified":
+        picks = stratified_picks(stratified_order(grid_side(n), options.order_seed), codes, commits, options.mask_id)
+    strengths = torch.tensor(options.strengths()[:n_steps] + [0.0] * max(0, n_steps - options.steps),
+                             dtype=torch.float64, device=codes.device)
+    counts = torch.tensor(commits, dtype=torch.long, device=codes.device).view(len(commits), n_steps)
+    return ImageState(codes, commits, counts, strengths, picks)
+
+
+def stratified_picks(order: list[int], codes: Tensor, commits: tuple[tuple[int, ...], ...], mask_id: int) -> Tensor:
+    """`[n_steps, B, k_max]` positions each step commits: the release takes the next k cells of
+    the order (order[start:start+k], start = n - #masked, §6.2); taking the first k still-masked
+    cells is the same from scratch and never re-picks a pre-filled code. Padding is n."""
+    b, n = codes.shape
+    n_steps = len(commits[0]) if commits else 0
+    masked = (codes == mask_id).tolist()
+    steps = []
+    for r in range(b):
+        still, at, row = [p for p in order if masked[r][p]], 0, []
+        for k in commits[r]:
+            row.append(still[at:at + k])
+            at += k
+        steps.append(row)
+    k_max = max((len(cells) for row in steps for cells in row), default=0)
+    table = [[cells + [n] * (k_max - len(cells)) for cells in (row[i] for row in steps)] for i in range(n_steps)]
+    return torch.tensor(table, dtype=torch.long, device=codes.device).view(n_steps, b, k_max)
+
+
+def step_input(state: ImageState, options: ImageOptions, generators: list[torch.Generator]) -> StepInput:
+    """This step's random numbers, each row from its own generator, only for rows that commit."""
+    b, n = state.codes.shape
+    device = state.codes.device
+    uniforms = torch.zeros(b, n, dtype=torch.float64, device=device)
+    policy = None if options.policy == "stratified" else torch.zeros_like(uniforms)
+    for row, gen in enumerate(generators):
+        if state.commits[row][state.step] == 0:
+            continue  # no draws: a row's random stream must not depend on its batch
+        uniforms[row] = row_rand(gen, (n,), device)
+        if options.policy == "mmada":
+            policy[row] = row_rand(gen, (n,), device)
+        elif options.policy == "mask_git":  # torch.multinomial's own draw without replacement
+            policy[row] = torch.empty(n, dtype=torch.float64, device=gen.device).exponential_(generator=gen).to(device)
+    picks = None if state.picks is None else state.picks[state.step]
+    return StepInput(uniforms, policy, state.commit_counts[:, state.step], state.strengths[state.step], picks)
+
+
+def candidates(logits: Tensor, uniforms: Tensor, temperature: float, with_p0: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Candidates x0 ~ softmax(logits / T) by inverse CDF (one uniform per position; T <= 0 is
+    argmax) and their probabilities p0 under the untempered softmax (predict_t2i_edit.py:421-611), in float64.
+    logits [..., V], uniforms [...] -> (x0 [...] long, p0 [...] float64 or None)."""
+    vocab = logits.shape[-1]
+    wide = logits.to(torch.float64)
+    if temperature > 0:
+        cdf = torch.softmax(wide / temperature, dim=-1).cumsum(-1)
+        targets = uniforms.unsqueeze(-1) * cdf[..., -1:]
+        x0 = torch.searchsorted(cdf, targets, right=True).squeeze(-1).clamp(max=vocab - 1)
     else:
-        if tuple(init.shape) != (batch, n_tokens):
-            raise ValueError(f"sample_image: init must be [{batch}, {n_tokens}], got {tuple(init.shape)}")
+        x0 = wide.argmax(-1)
+    if not with_p0:
+        return x0, None
+    return x0, torch.softmax(wide, dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+
+
+def sample_codes(logits: Tensor, masked: Tensor, temperature: float,
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One row's candidates: logits [n, V], masked [n] -> (x0 [n] long, p0 [n] float64), zero at
+    unmasked positions. All n uniforms are drawn, so the stream does not depend on the mask."""
+    uniforms = row_rand(generator, (logits.shape[0],), logits.device)
+    x0, p0 = candidates(logits, uniforms, temperature)
+    masked = masked.to(logits.device)
+    return torch.where(masked, x0, 0), torch.where(masked, p0, 0.0)
+
+
+def priority(options: ImageOptions, masked: Tensor, p0: Tensor, inputs: StepInput) -> Tensor:
+    """Per-position priority [B, n] of the confidence policies; a row's `k` highest masked
+    positions are committed."""
+    if options.policy == "mmada":  # log(max(p0, 1e-20)) + a_i * Gumbel (§6.2)
+        gumbel = -torch.log(-torch.log(inputs.policy_noise))
+        return torch.log(p0.clamp(min=P0_FLOOR)) + inputs.strength * gumbel
+    # mask_git: softmax(p0 / a_i over masked) sampled without replacement, as multinomial does it
+    weights = torch.softmax(torch.where(masked, p0 / inputs.strength, float("-inf")), dim=-1)
+    return weights / inputs.policy_noise
+
+
+def commit_picked(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: StepInput) -> Tensor:
+    """Stratified: candidates drawn at this step's known positions only, written into the codes."""
+    n, vocab = codes.shape[1], logits.shape[-1]
+    at = inputs.picks.clamp(max=n - 1)
+    picked = logits.gather(1, at.to(logits.device)[..., None].expand(-1, -1, vocab))
+    x0, _ = candidates(picked, inputs.uniforms.gather(1, at), options.temperature, with_p0=False)
+    padded = torch.cat([codes, codes[:, :1]], dim=1)  # column n takes the padding's writes
+    return padded.scatter(1, inputs.picks, x0.to(codes.device))[:, :n]
+
+
+def transition(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: StepInput) -> Tensor:
+    """The codes after one step, tensors only (what `torch.compile` sees): logits [B, n, V]."""
+    if inputs.picks is not None:
+        return commit_picked(options, codes, logits, inputs)
+    masked = codes == options.mask_id
+    x0, p0 = candidates(logits, inputs.uniforms, options.temperature)
+    order = torch.where(masked, priority(options, masked, p0, inputs), float("-inf"))
+    return torch.where(take_top(order, inputs.commits), x0.to(codes.device), codes)
+
+
+def step(state: ImageState, logits: Tensor, inputs: StepInput, options: ImageOptions) -> ImageState:
+    """Commit this step's codes: pure and batched, no host synchronisation."""
+    return replace(state, codes=transition(options, state.codes, logits, inputs), step=state.step + 1)
+
+
+def sample_image(logits_fn: LogitsFn, generators: list[torch.Generator], n_tokens: int,
+                 options: ImageOptions = ImageOptions(), *, init: Tensor | None = None,
+                 device: torch.device | str | None = None) -> tuple[Tensor, SamplerTrace]:
+    """Generate `n_tokens` VQ codes per row (one generator per row): the plain loop over `step`.
+
+    logits_fn(codes LongTensor[B, n]) -> FloatTensor[B, n, V], already guided; each step calls it
+    once (nfe == steps == len(transfer_counts(...))). `init` ([B, n]) pre-fills codes."""
+    batch = len(generators)
+    if init is None:
+        codes = torch.full((batch, n_tokens), options.mask_id, dtype=torch.long, device=device)
+    elif tuple(init.shape) != (batch, n_tokens):
+        raise ValueError(f"sample_image: init must be [{batch}, {n_tokens}], got {tuple(init.shape)}")
+    else:
         codes = init.to(device=device, dtype=torch.long).clone()
-    order = None
-    if policy == "stratified":
-        order = torch.tensor(stratified_order(grid_side(n_tokens), order_seed), device=codes.device)
-    counts = [transfer_counts(int(n), steps, schedule, shift) for n in (codes == mask_id).sum(-1).tolist()]
-    n_loop = max((len(c) for c in counts), default=0)
-    factors = temperature_schedule(
-        schedule_temp if dynamic_temperature else "constant", steps, min_temperature,
-        shift if temperature_shift is None else temperature_shift,
-    )
-    select = POLICIES[policy]
+    check_generators(generators, batch)
+    state = start(options, codes)
     trace = SamplerTrace()
-    for i in range(n_loop):
-        masked = codes == mask_id
-        logits = logits_fn(codes)
+    while state.step < state.n_steps:
+        inputs = step_input(state, options, generators)
+        logits = logits_fn(state.codes)
         check_logits(logits, batch, n_tokens, "sample_image")
+        state = step(state, logits, inputs, options)
         trace.nfe += 1
         trace.steps += 1
-        for row in range(batch):
-            k = counts[row][i] if i < len(counts[row]) else 0
-            if k == 0:
-                continue  # no draws: a row's random stream must not depend on its batch
-            x0, p0 = sample_codes(logits[row], masked[row], temperature, generators[row])
-            row_masked = masked[row].to(p0.device)
-            row_order = None if order is None else order.to(p0.device)
-            chosen = select(p0, row_masked, k, alg_temp * factors[i], generators[row], row_order)
-            codes[row, chosen.to(codes.device)] = x0[chosen].to(codes.device)
-    if (codes == mask_id).any():
+    finish(state, options)
+    return state.codes, trace
+
+
+def finish(state: ImageState, options: ImageOptions) -> None:
+    """One host check after the loop: the schedule must have filled every code."""
+    if bool((state.codes == options.mask_id).any()):
         raise RuntimeError("sample_image: schedule left masked codes; transfer_counts must sum to #masked")
-    return codes, trace

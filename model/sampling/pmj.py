@@ -2,9 +2,9 @@
 
 The release reveals image codes in a fixed, seeded spatial order so that every step spreads its
 new tokens evenly over the image: first one cell in each quadrant, then one in each sixteenth,
-and so on (lavida-o-model.md §6.2.1, release `llava/eval/pmj.py`). The draws go through
+and so on (release `llava/eval/pmj.py:17-109`). The draws go through
 CPython's `random.Random` in exactly the release's call order, so the order is identical to the
-one that produced the paper's images (test vectors in §10).
+one that produced the paper's images (test vectors in tests/sampling/test_pmj.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ Block = tuple[int, int, int]  # (x0, y0, side)
 
 
 def _quadrants(block: Block) -> list[Block]:
-    """The four children of a block, listed NW, NE, SW, SE (release order, §6.2.1)."""
+    """The four children of a block, listed NW, NE, SW, SE (release order, pmj.py:17-109)."""
     x0, y0, side = block
     half = side // 2
     return [(x0, y0, half), (x0 + half, y0, half), (x0, y0 + half, half), (x0 + half, y0 + half, half)]
@@ -27,7 +27,7 @@ def stratified_order(n: int, seed: int = 42) -> tuple[int, ...]:
 
     Per level: split every block into quadrants, shuffle the children with the seeded RNG, and
     in each child that holds no earlier sample draw x = randrange(x0, x0+s), then
-    y = randrange(y0, y0+s) (§6.2.1). `n` is the grid side (64 for 1024 px images) and must be
+    y = randrange(y0, y0+s) (pmj.py:17-109). `n` is the grid side (64 for 1024 px images) and must be
     a power of two, as in the release.
     """
     if n < 1 or n & (n - 1):

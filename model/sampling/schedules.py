@@ -1,8 +1,8 @@
 """Pure schedules: how many tokens each step reveals, and how temperatures anneal.
 
-Both reproduce the official release bit for bit (lavida-o-model.md §6.1, §6.2), including its
-float32 arithmetic: the reference note (§8.6) warns that float64 changes a count by one at a few
-steps for some shifts, which would make image outputs diverge from the release.
+Both reproduce the official release bit for bit (LaVida-O `llava/model/language_model/llada/generate.py:54-111`,
+`llava/eval/predict_t2i_edit.py:377-402`), including its float32 arithmetic: float64 changes a count by
+one at a few steps for some shifts, which would make image outputs diverge from the release.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TEMPERATURE_SCHEDULES = ("linear", "cosine2", "shift", "exp", "constant")
 
 
 def _shift_curve(t: torch.Tensor, shift: float) -> torch.Tensor:
-    """sigma(t) = shift*t / (1 + (shift-1)*t), float32 (release `logit_normal_schedule`, §6.2)."""
+    """sigma(t) = shift*t / (1 + (shift-1)*t), float32 (release `logit_normal_schedule`, generate.py:54-111)."""
     return shift * t / (1 + (shift - 1) * t)
 
 
@@ -27,12 +27,12 @@ def _np_cos(x: torch.Tensor) -> torch.Tensor:
 
 
 def _cosine_curve(t: torch.Tensor) -> torch.Tensor:
-    """1 - 0.5*(1 + cos(pi*t)) (release `cosine_schedule`, §6.2)."""
+    """1 - 0.5*(1 + cos(pi*t)) (release `cosine_schedule`, generate.py:54-111)."""
     return 1 - 0.5 * (1 + _np_cos(np.pi * t.clamp(0, 1)))
 
 
 def _cosine2_curve(t: torch.Tensor) -> torch.Tensor:
-    """cos(pi*(1-t)/2) (release `cosine_schedule_2`, §6.2)."""
+    """cos(pi*(1-t)/2) (release `cosine_schedule_2`, generate.py:54-111)."""
     return _np_cos(np.pi * (1 - t.clamp(0, 1)) / 2)
 
 
@@ -43,7 +43,7 @@ def _exp_curve(t: torch.Tensor) -> torch.Tensor:
 
 
 def uniform_counts(n_masked: int, steps: int) -> list[int]:
-    """LLaDA's uniform split: base n//s per step, the first n%s steps one more (§6.1).
+    """LLaDA's uniform split: base n//s per step, the first n%s steps one more (generate.py:217-390).
 
     Unlike the curve schedules the step count is not capped at n_masked, so trailing zeros are
     possible; the text sampler still spends a forward pass on such a step, as the release does.
@@ -53,7 +53,7 @@ def uniform_counts(n_masked: int, steps: int) -> list[int]:
 
 
 def _walk_off_excess(counts: list[int], excess: int) -> list[int]:
-    """Remove `excess` tokens, visiting entries cyclically from the start and skipping 1s (§6.2)."""
+    """Remove `excess` tokens, visiting entries cyclically from the start and skipping 1s (generate.py:54-111)."""
     j = 0
     while excess > 0:
         j %= len(counts)
@@ -75,10 +75,10 @@ _CURVES: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
 def transfer_counts(n_masked: int, steps: int, schedule: str = "shift", shift: float = 5.0) -> list[int]:
     """Tokens to reveal at each step; sums to `n_masked`, few tokens first.
 
-    Release algorithm (generate.py `get_num_transfer_tokens_sch`, lavida-o-model.md §6.2):
+    Release algorithm (LaVida-O `generate.py:54-111`, `get_num_transfer_tokens_sch`):
     S = min(steps, n); t = linspace(0, 1, S+1) in float32; cum = trunc(sigma(t) * n);
     d = diff(cum) clamped to >= 1; the excess over n is walked off cyclically (skipping 1s);
-    the result is reversed. `uniform` is the release's `schedule=None` split (§6.1).
+    the result is reversed. `uniform` is the release's `schedule=None` split (generate.py:217-390).
     """
     if steps < 1:
         raise ValueError(f"transfer_counts: steps must be >= 1, got {steps}")
@@ -102,7 +102,7 @@ def transfer_counts(n_masked: int, steps: int, schedule: str = "shift", shift: f
 def temperature_schedule(kind: str, n_steps: int, min_temperature: float, shift: float = 5.0) -> list[float]:
     """Per-step temperature factor annealed from 1 to `min_temperature`.
 
-    Release (predict_t2i_edit.py `sch_temperatures`, lavida-o-model.md §6.2): s_i = i/(n_steps-1)
+    Release (LaVida-O `predict_t2i_edit.py:377-402`, `sch_temperatures`): s_i = i/(n_steps-1)
     in float32; linear (1-s)(1-m)+m; cosine2 cos(pi*s/2)(1-m)+m (written there as
     `cosine_schedule_2(1-s)`); shift sigma_shift(1-s)(1-m)+m with `shift` the release's
     `shift_alg` (defaults to the unmasking shift); exp likewise. `constant` is 1 at every step

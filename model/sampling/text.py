@@ -1,6 +1,6 @@
 """Masked-diffusion text decoding (LLaDA), semi-autoregressive blocks with low-confidence remasking.
 
-Reproduces the release's `generate()` (generate.py, lavida-o-model.md §6.1) apart from the
+Reproduces the release's `generate()` (LaVida-O `llava/model/language_model/llada/generate.py:217-390`) apart from the
 network: `logits_fn(x)` returns logits for the answer positions (the prompt's cache lives in the
 caller's closure). Batching is real: every row draws its noise from its own generator, so a row's
 output does not depend on batch size or position, and rows whose block is already decoded still
@@ -8,10 +8,11 @@ ride along in the shared forward pass.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
+from torch import Tensor
 
 from lavida_bench.model.sampling.schedules import transfer_counts
 
@@ -43,39 +44,53 @@ def check_logits(logits: torch.Tensor, batch: int, length: int, who: str) -> Non
         raise ValueError(f"{who}: logits_fn must return [B={batch}, L={length}, V], got {tuple(logits.shape)}")
 
 
-def gumbel_argmax(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
-    """argmax of exp(logits) / (-log u)^T in float64; T == 0 is plain argmax.
+def take_top(priority: Tensor, k: Tensor) -> Tensor:
+    """[B, n] bool: each row's `k[row]` highest entries, batched for per-row k with no host read
+    (a stable descending sort, then the first k ranks)."""
+    order = priority.argsort(dim=-1, descending=True, stable=True)
+    places = torch.arange(priority.shape[-1], device=priority.device).expand_as(order)
+    ranks = torch.empty_like(order).scatter_(-1, order, places)
+    return ranks < k.to(priority.device)[:, None]
 
-    Release `add_gumbel_noise` (generate.py, lavida-o-model.md §6.1). logits: [L, V] -> [L].
-    """
+
+def noisy_argmax(logits: Tensor, uniforms: Tensor | None, temperature: float) -> Tensor:
+    """argmax of exp(logits) / (-log u)^T in float64; T == 0 is plain argmax (no noise).
+
+    Release `add_gumbel_noise` (LaVida-O `generate.py:20-31`). logits, uniforms: [..., V]."""
     if temperature == 0:
         return logits.argmax(-1)
-    logits = logits.to(torch.float64)
-    noise = row_rand(generator, tuple(logits.shape), logits.device)
-    return (logits.exp() / (-torch.log(noise)) ** temperature).argmax(-1)
+    return (logits.to(torch.float64).exp() / (-torch.log(uniforms)) ** temperature).argmax(-1)
 
 
-def _low_confidence(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def gumbel_argmax(logits: Tensor, temperature: float, generator: torch.Generator) -> Tensor:
+    """One row's `noisy_argmax` with its noise drawn from `generator`: logits [L, V] -> [L]."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    return noisy_argmax(logits, row_rand(generator, tuple(logits.shape), logits.device), temperature)
+
+
+def _low_confidence(logits: Tensor, x0: Tensor, uniforms: Tensor | None) -> Tensor:
     probs = torch.softmax(logits.to(torch.float64), dim=-1)
     return probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
 
 
-def _random(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return row_rand(generator, tuple(x0.shape), x0.device)
+def _random(logits: Tensor, x0: Tensor, uniforms: Tensor | None) -> Tensor:
+    return uniforms
 
 
-def _margin(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _margin(logits: Tensor, x0: Tensor, uniforms: Tensor | None) -> Tensor:
     top2 = torch.softmax(logits.to(torch.float64), dim=-1).topk(2, dim=-1).values
     return top2[..., 0] - top2[..., 1]
 
 
-def _entropy(logits: torch.Tensor, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _entropy(logits: Tensor, x0: Tensor, uniforms: Tensor | None) -> Tensor:
     probs = torch.softmax(logits.to(torch.float64), dim=-1)
     return (probs * torch.log(probs + 1e-10)).sum(-1)  # release 'entrophy': eps 1e-10 (generate.py)
 
 
-# Confidence of each candidate [L]; the highest-confidence masked positions are revealed (§6.1).
-REMASKING: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]] = {
+# Confidence of each candidate [B, L] from (logits, candidates, the `random` policy's uniforms); the
+# highest-confidence masked positions are revealed (generate.py:217-390).
+REMASKING: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
     "low_confidence": _low_confidence,
     "random": _random,
     "margin": _margin,
@@ -84,7 +99,7 @@ REMASKING: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Generator], tor
 
 
 def steps_per_block_for(block_length: int, steps_per_block: int | None, step_ratio: float | None) -> int:
-    """The release's step accounting (generate.py, §6.1): `steps` is ignored, each block gets
+    """The release's step accounting (generate.py:217-390): `steps` is ignored, each block gets
     block_length steps, capped by `step_per_block`, then scaled by `step_ratio` (int())."""
     if steps_per_block is not None and step_ratio is not None:
         raise ValueError("pass either steps_per_block or step_ratio, not both (as the release asserts)")
@@ -96,91 +111,146 @@ def steps_per_block_for(block_length: int, steps_per_block: int | None, step_rat
     return steps
 
 
-def _decode_row_step(
-    x_row: torch.Tensor,
-    block_logits: torch.Tensor,
-    masked: torch.Tensor,
-    k: int,
-    temperature: float,
-    confidence_fn: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor],
-    generator: torch.Generator,
-) -> None:
-    """Reveal the `k` most confident masked positions of one row's block, in place.
+@dataclass(frozen=True, kw_only=True)
+class TextOptions:
+    """Text-decoder settings (generate.py:217-390). Blocks of `block_length` are decoded left to
+    right; per step the release's counts (`schedule`: its default uniform split, or "shift" with
+    `shift`) of the most confident masked tokens of the current block are revealed."""
 
-    x_row, masked: [Lb]; block_logits: [Lb, V]. Noise is drawn even when k == 0 (a uniform-schedule
-    zero), so a row's random stream depends only on its own masks, never on the batch.
-    """
-    x0 = gumbel_argmax(block_logits, temperature, generator).to(x_row.device)
-    confidence = confidence_fn(block_logits, x0.to(block_logits.device), generator).to(x_row.device)
-    k = min(k, int(masked.sum()))
-    if k == 0:
-        return
-    confidence = torch.where(masked, confidence.to(torch.float64), float("-inf"))
-    chosen = confidence.topk(k).indices
-    x_row[chosen] = x0[chosen]
+    mask_id: int
+    block_length: int
+    steps_per_block: int | None = None
+    step_ratio: float | None = None
+    temperature: float = 0.0
+    remasking: str = "low_confidence"
+    schedule: str = "uniform"  # release default schedule=None (generate.py:217-390)
+    shift: float = 3.0  # release `schedule_kwargs.get('shift', 3)` (generate.py)
+
+    def __post_init__(self) -> None:
+        if self.remasking not in REMASKING:
+            raise ValueError(f"sample_text: unknown remasking {self.remasking!r}; expected one of {sorted(REMASKING)}")
+
+    @property
+    def steps(self) -> int:
+        return steps_per_block_for(self.block_length, self.steps_per_block, self.step_ratio)
 
 
-def sample_text(
-    logits_fn: LogitsFn,
-    batch: int,
-    gen_len: int,
-    *,
-    block_length: int,
-    steps_per_block: int | None = None,
-    temperature: float = 0.0,
-    remasking: str = "low_confidence",
-    mask_id: int,
-    generators: list[torch.Generator],
-    device: torch.device | str | None = None,
-    step_ratio: float | None = None,
-    schedule: str = "uniform",  # release default schedule=None (generate.py, §6.1)
-    shift: float = 3.0,  # release `schedule_kwargs.get('shift', 3)` (generate.py)
-    init: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, SamplerTrace]:
-    """Decode `gen_len` answer tokens per row by masked diffusion.
+@dataclass(frozen=True)
+class TextState:
+    """Tokens mid-decoding and the schedule: step `i` works on block `i // options.steps`;
+    `commits[r][i]` (host) / `commit_counts[:, i]` (device) is how many tokens row r reveals at
+    step i and `left[r][i]` how many are still masked in its block just before (host arithmetic
+    on the counts, so no step reads tensor data back)."""
 
-    logits_fn(x: LongTensor[B, gen_len]) -> FloatTensor[B, gen_len, V]. Blocks of `block_length`
-    are decoded left to right; per step the release's counts (`schedule`, default its uniform
-    split; "shift" uses `shift`) of the most confident masked tokens of the current block are
-    revealed. A step on which no row has a masked token in the block is skipped without a
-    forward pass, as the release does. `init` ([B, gen_len]) pre-fills tokens (draft tokens);
-    non-mask entries are never changed. Returns (tokens [B, gen_len], trace).
+    x: Tensor  # [B, gen_len]
+    commits: tuple[tuple[int, ...], ...]
+    left: tuple[tuple[int, ...], ...]
+    commit_counts: Tensor  # [B, n_steps] long
+    step: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return self.commit_counts.shape[1]
+
+    def runs(self) -> bool:
+        """Whether this step needs a forward pass: some row has a masked token in its block."""
+        return any(row[self.step] > 0 for row in self.left)
+
+
+@dataclass(frozen=True)
+class TextStepInput:
+    """Noise of one step (zeros for rows with nothing left to reveal) and its commit counts."""
+
+    gumbel: Tensor | None  # [B, block, V] float64 uniforms when temperature > 0
+    uniforms: Tensor | None  # [B, block] float64 for `random` remasking
+    commits: Tensor  # [B] long
+
+
+def _row_schedule(n_masked: list[int], options: TextOptions) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(commits, left) per step of one row, from its masked count per block."""
+    steps, commits, left = options.steps, [], []
+    for n in n_masked:
+        counts = (transfer_counts(n, steps, options.schedule, options.shift) + [0] * steps)[:steps]
+        for c in counts:
+            left.append(n)
+            commits.append(c)
+            n -= min(c, n)
+    return tuple(commits), tuple(left)
+
+
+def start_text(options: TextOptions, x: Tensor) -> TextState:
+    """The state before step 0 of `x [B, gen_len]`; the one host read of token data is here."""
+    b, gen_len = x.shape
+    if options.block_length < 1 or gen_len % options.block_length:
+        raise ValueError(f"sample_text: gen_len {gen_len} must be a multiple of block_length {options.block_length}")
+    n_masked = (x.view(b, -1, options.block_length) == options.mask_id).sum(-1).tolist()
+    rows = [_row_schedule(n, options) for n in n_masked]
+    commits = tuple(c for c, _ in rows)
+    counts = torch.tensor(commits, dtype=torch.long, device=x.device).view(b, -1)
+    return TextState(x, commits, tuple(left for _, left in rows), counts)
+
+
+def text_step_input(state: TextState, options: TextOptions, generators: list[torch.Generator],
+                    vocab: int) -> TextStepInput:
+    """This step's noise from each row's generator, only for rows with masked tokens left (so a
+    row's random stream depends only on its own masks), in the release's order: Gumbel first."""
+    b, bl, device = state.x.shape[0], options.block_length, state.x.device
+    gumbel = torch.zeros(b, bl, vocab, dtype=torch.float64, device=device) if options.temperature else None
+    uniforms = torch.zeros(b, bl, dtype=torch.float64, device=device) if options.remasking == "random" else None
+    for row, gen in enumerate(generators):
+        if state.left[row][state.step] == 0:
+            continue
+        if gumbel is not None:
+            gumbel[row] = row_rand(gen, (bl, vocab), device)
+        if uniforms is not None:
+            uniforms[row] = row_rand(gen, (bl,), device)
+    return TextStepInput(gumbel, uniforms, state.commit_counts[:, state.step])
+
+
+def text_step(state: TextState, logits: Tensor, inputs: TextStepInput, options: TextOptions) -> TextState:
+    """Reveal this step's most confident masked tokens of the current block: pure and batched.
+    logits [B, gen_len, V]; only the block's positions are read."""
+    first = state.step // options.steps * options.block_length
+    block = slice(first, first + options.block_length)
+    xb, lb = state.x[:, block], logits[:, block]
+    masked = xb == options.mask_id
+    x0 = noisy_argmax(lb, inputs.gumbel, options.temperature).to(xb.device)
+    confidence = REMASKING[options.remasking](lb, x0.to(lb.device), inputs.uniforms).to(xb.device)
+    priority = torch.where(masked, confidence.to(torch.float64), float("-inf"))
+    chosen = take_top(priority, torch.minimum(inputs.commits, masked.sum(-1)))
+    x = state.x.clone()
+    x[:, block] = torch.where(chosen, x0, xb)
+    return replace(state, x=x, step=state.step + 1)
+
+
+def sample_text(logits_fn: LogitsFn, generators: list[torch.Generator], gen_len: int, options: TextOptions,
+                *, init: Tensor | None = None, device: torch.device | str | None = None) -> tuple[Tensor, SamplerTrace]:
+    """Decode `gen_len` answer tokens per row (one generator per row) by masked diffusion.
+
+    logits_fn(x: LongTensor[B, gen_len]) -> FloatTensor[B, gen_len, V]. A step on which no row has
+    a masked token in the block is skipped without a forward pass, as the release does. `init`
+    ([B, gen_len]) pre-fills tokens (draft tokens); non-mask entries are never changed.
 
     Gumbel noise is drawn only for the current block's positions (the release draws it for the
     whole answer, but outside the block the argmax is never used), which keeps a 127k-token
     vocabulary affordable on a CPU generator.
     """
-    check_generators(generators, batch)
-    if remasking not in REMASKING:
-        raise ValueError(f"sample_text: unknown remasking {remasking!r}; expected one of {sorted(REMASKING)}")
-    if block_length < 1 or gen_len % block_length:
-        raise ValueError(f"sample_text: gen_len {gen_len} must be a multiple of block_length {block_length}")
-    steps = steps_per_block_for(block_length, steps_per_block, step_ratio)
     if init is None:
-        x = torch.full((batch, gen_len), mask_id, dtype=torch.long, device=device)
+        x = torch.full((len(generators), gen_len), options.mask_id, dtype=torch.long, device=device)
+    elif init.dim() != 2 or init.shape[1] != gen_len:
+        raise ValueError(f"sample_text: init must be [B, {gen_len}], got {tuple(init.shape)}")
     else:
-        if tuple(init.shape) != (batch, gen_len):
-            raise ValueError(f"sample_text: init must be [{batch}, {gen_len}], got {tuple(init.shape)}")
         x = init.to(device=device, dtype=torch.long).clone()
-    confidence_fn = REMASKING[remasking]
-    trace = SamplerTrace()
-    for start in range(0, gen_len, block_length):
-        block = slice(start, start + block_length)
-        n_masked = (x[:, block] == mask_id).sum(-1).tolist()
-        counts = [transfer_counts(n, steps, schedule, shift) + [0] * steps for n in n_masked]
-        for i in range(steps):
-            masked = x[:, block] == mask_id
-            if not masked.any():
-                continue
-            logits = logits_fn(x)
-            check_logits(logits, batch, gen_len, "sample_text")
-            trace.nfe += 1
-            trace.steps += 1
-            for row in range(batch):
-                if not masked[row].any():
-                    continue  # no draws either: a row's random stream must not depend on its batch
-                _decode_row_step(
-                    x[row, block], logits[row, block], masked[row], counts[row][i],
-                    temperature, confidence_fn, generators[row],
-                )
-    return x, trace
+    check_generators(generators, x.shape[0])
+    state, trace = start_text(options, x), SamplerTrace()
+    while state.step < state.n_steps:
+        if not state.runs():
+            state = replace(state, step=state.step + 1)
+            continue
+        logits = logits_fn(state.x)
+        check_logits(logits, x.shape[0], gen_len, "sample_text")
+        inputs = text_step_input(state, options, generators, logits.shape[-1])
+        state = text_step(state, logits, inputs, options)
+        trace.nfe += 1
+        trace.steps += 1
+    return state.x, trace

@@ -12,7 +12,7 @@ writes one small YAML per task into a folder of yours:
 
 and that folder is what lmms-eval's `--include_path` names. Task names are prefixed `lavida_`
 because lmms-eval lets a built-in task win over an included one of the same name
-(dependencies.md "lmms-eval 0.7.3 as a library").
+(lmms-eval 0.7.3 `lmms_eval/tasks/__init__.py`, `TaskManager`: built-in tasks are indexed first).
 
 The data must be the lmms-lab parquet layout written by Hugging Face `datasets` (what
 `huggingface-cli download lmms-lab/ChartQA --repo-type dataset` gives): its schema metadata
@@ -21,7 +21,8 @@ gets a picture instead of a `{bytes, path}` dict. `write_tasks` checks this befo
 runs. `chartqa_to_parquet` converts the official vis-nlp/ChartQA test folder into that layout and
 `with_image_features` repairs a parquet file whose image columns lack the metadata.
 
-Command line: `python -m lavida_bench.tasks.lmms_yaml --out DIR lavida_chartqa=/data/ChartQA ...`
+Command line: `python -m lavida_bench.tasks.lmms_yaml --out DIR lavida_chartqa=/data/ChartQA ...`, or
+`--out DIR --from-demo runs/demo/assets/data` to convert the demo's fixtures first (`from_demo`).
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.tasks.base import DataError
-from lavida_bench.tasks.understanding_fixtures import open_image, read_json, split_files
+from lavida_bench.api import DataError
+from lavida_bench.tasks.files import open_image, read_json, split_files
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 
@@ -46,16 +47,58 @@ class LocalTask:
     split: str  # the lmms-lab split name, also the `data_files` key the template's *_split reads
     fields: tuple[str, ...]  # columns the lmms-eval utilities read
     image_columns: tuple[str, ...]  # columns that must be HF `Image` features
+    benchmark: str  # the lavida-bench task whose MetricSpecs the template's metrics follow
+    metrics: tuple[tuple[str, str], ...]  # (lmms-eval metric, lavida-bench metric it reports)
 
 
 TASKS: dict[str, LocalTask] = {
-    # lmms-lab/ChartQA test rows: type, question, answer, image (benchmarks.md §7.1)
-    "lavida_chartqa": LocalTask("chartqa_local.yaml", "test", ("type", "question", "answer"), ("image",)),
-    # lmms-lab/MMMU validation rows: id, question, options, answer, question_type, image_1..7 (§6.1)
+    # lmms-lab/ChartQA test rows: type, question, answer, image (lmms-lab/ChartQA dataset card)
+    "lavida_chartqa": LocalTask("chartqa_local.yaml", "test", ("type", "question", "answer"), ("image",), "chartqa",
+                                (("relaxed_overall", "acc"), ("relaxed_human_split", "acc/human"),
+                                 ("relaxed_augmented_split", "acc/augmented"))),
+    # lmms-lab/MMMU validation rows: id, question, options, answer, question_type, image_1..7 (lmms-lab/MMMU dataset card)
     "lavida_mmmu_val": LocalTask("mmmu_val_local.yaml", "validation",
                                  ("id", "question", "options", "answer", "question_type"),
-                                 tuple(f"image_{k}" for k in range(1, 8))),
+                                 tuple(f"image_{k}" for k in range(1, 8)), "mmmu", (("mmmu_acc", "acc"),)),
 }
+UPSTREAM_FUNCTION = "lmms_eval.tasks."  # an aggregation lmms-eval defines itself (`!function ...`)
+
+
+def template_metrics(template: str) -> list[dict[str, Any]]:
+    """The `metric_list` of a shipped template, `!function` tags read as the name they point at."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    return yaml.load((TEMPLATE_DIR / template).read_text(encoding="utf-8"), Loader=Loader)["metric_list"]
+
+
+def metric_problems(name: str) -> list[str]:
+    """Where a template's `metric_list` departs from the MetricSpecs its lavida-bench task
+    declares: every metric maps to a spec, `higher_is_better` is the spec's direction, and a
+    spec that is a mean is aggregated as `mean` (or by lmms-eval's own function for it, MMMU's)."""
+    from lavida_bench.tasks import TASKS as BENCHMARKS
+
+    local = TASKS[name]
+    task, ours = BENCHMARKS.get(local.benchmark), dict(local.metrics)
+    entries = template_metrics(local.template)
+    found = [f"{local.template}: metric {m!r} is not in its metric_list" for m in ours
+             if m not in {e["metric"] for e in entries}]
+    for entry in entries:
+        metric, where = entry["metric"], f"{local.template}: metric {entry['metric']!r}"
+        if metric not in ours:
+            found.append(f"{where}: maps to no {local.benchmark} metric (LocalTask.metrics)")
+            continue
+        spec = task.spec(ours[metric])
+        if entry.get("higher_is_better") is not (spec.direction == "higher"):
+            found.append(f"{where}: higher_is_better must be {spec.direction == 'higher'} "
+                         f"({local.benchmark} {spec.name!r} is {spec.direction})")
+        aggregation = str(entry.get("aggregation"))
+        if spec.aggregation.startswith("mean") and aggregation != "mean" and not aggregation.startswith(UPSTREAM_FUNCTION):
+            found.append(f"{where}: aggregation {aggregation!r}, but {local.benchmark} {spec.name!r} is a mean")
+    return found
 
 
 def parquet_files(folder: Path, task: str) -> list[Path]:
@@ -145,7 +188,7 @@ def write_tasks(out_dir: str | Path, data: Mapping[str, str | Path]) -> Path:
 
 def task_manager(include_path: str | Path) -> Any:
     """An lmms-eval TaskManager over our tasks only (for `lmms_eval.evaluator.simple_evaluate`):
-    skipping the ~2,000 built-in tasks saves about 9 s of indexing (dependencies.md)."""
+    skipping the ~2,000 built-in tasks saves about 9 s of indexing (measured with lmms-eval 0.7.3)."""
     from lmms_eval.tasks import TaskManager
 
     return TaskManager(include_path=str(Path(include_path).expanduser()), include_defaults=False)
@@ -163,8 +206,9 @@ def chartqa_features() -> Any:
 def chartqa_to_parquet(test_dir: str | Path, out_file: str | Path) -> Path:
     """Convert the official vis-nlp/ChartQA test folder (test_human.json, test_augmented.json,
     png/) into one lmms-lab/ChartQA-style parquet file: `type` is `human_test` or
-    `augmented_test`, `question` = `query`, `answer` = `label` (benchmarks.md §7.1)."""
+    `augmented_test`, `question` = `query`, `answer` = `label` (vis-nlp/ChartQA `ChartQA Dataset/test/`, lmms-lab/ChartQA)."""
     import pyarrow as pa
+
     from lavida_bench.tasks.understanding_fixtures import png_bytes
 
     test_dir = Path(test_dir)
@@ -210,6 +254,20 @@ def with_image_features(src: str | Path, dst: str | Path, image_columns: Sequenc
     return write_table(table, dst)
 
 
+def from_demo(data_root: str | Path, out: str | Path) -> dict[str, Path]:
+    """The demo's ChartQA and MMMU fixtures (`lavida-bench demo` writes them under
+    OUTPUT/assets/data) converted to the lmms-lab parquet layout under OUT/data: {task: folder},
+    ready for `write_tasks`."""
+    data_root, out = Path(data_root), Path(out)
+    chartqa = chartqa_to_parquet(data_root / "chartqa", out / "data" / "ChartQA" / "data" / "test-00000-of-00001.parquet")
+    mmmu_files = sorted((data_root / "mmmu").rglob("validation-*.parquet"))
+    if not mmmu_files:
+        raise DataError(f"{data_root / 'mmmu'}: no validation-*.parquet (expected the demo's MMMU fixture)")
+    for path in mmmu_files:
+        with_image_features(path, out / "data" / "MMMU" / "data" / path.name, TASKS["lavida_mmmu_val"].image_columns)
+    return {"lavida_chartqa": chartqa.parent.parent, "lavida_mmmu_val": out / "data" / "MMMU"}
+
+
 def write_table(table: Any, out_file: str | Path) -> Path:
     import pyarrow.parquet as pq
 
@@ -224,16 +282,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m lavida_bench.tasks.lmms_yaml",
         description="Write lmms-eval task YAMLs for local data; pass --out DIR to lmms-eval's --include_path.")
     parser.add_argument("--out", required=True, help="folder for the task YAMLs")
-    parser.add_argument("data", nargs="+", metavar="TASK=PATH",
+    parser.add_argument("data", nargs="*", metavar="TASK=PATH",
                         help=f"local lmms-lab parquet copy per task; tasks: {', '.join(TASKS)}")
+    parser.add_argument("--from-demo", metavar="DATA_DIR",
+                        help="convert the demo's fixtures (e.g. runs/demo/assets/data) into --out/data and use them")
     args = parser.parse_args(argv)
-    data = {}
+    data: dict[str, str | Path] = {}
     for item in args.data:
         task, sep, path = item.partition("=")
         if not sep or not path:
             parser.error(f"{item!r}: expected TASK=PATH")
         data[task] = path
+    if not data and not args.from_demo:
+        parser.error("give TASK=PATH pairs or --from-demo DATA_DIR")
     try:
+        if args.from_demo:
+            data = {**from_demo(args.from_demo, args.out), **data}
         out = write_tasks(args.out, data)
     except DataError as err:
         print(f"error: {err}")

@@ -19,9 +19,9 @@ from lavida_bench.backends import (
 
 def test_placeholder_fields_and_defaults_are_kept() -> None:
     cfg = BackendsConfig()
-    expected = {"detector": "standin", "detector_path": None, "color": "standin", "color_path": None,
-                "vqa": "standin", "vqa_path": None, "inception": "standin", "inception_path": None,
-                "fid_reference": None, "judge": "standin", "judge_url": None, "judge_model": "gpt-4o",
+    expected = {"detector": None, "detector_path": None, "color": None, "color_path": None,
+                "vqa": None, "vqa_path": None, "inception": None, "inception_path": None,
+                "fid_reference": None, "judge": None, "judge_url": None, "judge_model": "gpt-4o",
                 "judge_api_key_env": "OPENAI_API_KEY", "judge_cache": None, "judge_timeout_s": 60.0,
                 "judge_max_retries": 4}
     assert {k: getattr(cfg, k) for k in expected} == expected
@@ -58,7 +58,7 @@ def test_every_registered_backend_declares_itself() -> None:
 
 
 def test_backends_are_built_once_and_lazily() -> None:
-    backends = Backends(BackendsConfig())
+    backends = Backends(BackendsConfig.standins())
     assert backends._built == {}
     assert backends.detector is backends.detector
     assert set(backends._built) == {"detector"}
@@ -70,11 +70,13 @@ def test_fingerprints_describe_without_loading(tmp_path: Path) -> None:
     (weights / "config.json").write_bytes(b"{}")
     ref = tmp_path / "ref.npz"
     ref.write_bytes(b"not really an npz")
-    cfg = BackendsConfig(color="clip", color_path=str(weights), fid_reference=str(ref),
-                         judge="openai", judge_url="http://127.0.0.1:1/v1")
+    cfg = dataclasses.replace(BackendsConfig.standins(), color="clip", color_path=str(weights),
+                              fid_reference=str(ref), judge="openai", judge_url="http://127.0.0.1:1/v1")
     fp = Backends(cfg).fingerprints()
     assert set(fp) == set(KINDS)
-    assert fp["detector"] == {"name": "standin", "standin": True, "note": STANDIN_NOTE}
+    assert fp["detector"] == {"name": "standin", "standin": True, "official": False, "official_choice": "mmdet",
+                              "note": STANDIN_NOTE}
+    assert fp["judge"]["official"] is True
     assert fp["color"]["name"] == "clip" and fp["color"]["standin"] is False
     assert fp["color"]["weights"]["files"]["config.json"]["sha256"] == hashlib.sha256(b"{}").hexdigest()
     assert fp["inception"]["fid_reference"]["sha256"] == hashlib.sha256(b"not really an npz").hexdigest()
@@ -93,7 +95,7 @@ def test_config_problems_fail_before_anything_is_built(tmp_path: Path) -> None:
 
 
 def test_standin_kinds_are_listed_for_reports() -> None:
-    cfg = BackendsConfig(judge="openai", judge_url="http://127.0.0.1:1/v1")
+    cfg = dataclasses.replace(BackendsConfig.standins(), judge="openai", judge_url="http://127.0.0.1:1/v1")
     assert Backends(cfg).standin_kinds() == ["detector", "color", "vqa", "inception"]
 
 
@@ -105,3 +107,32 @@ def test_config_problems_are_gathered(tmp_path: Path) -> None:
     assert "backends.vqa_path is not set" in problems[1]
     assert "backends.judge_url is not set" in problems[2]
     assert config_problems(BackendsConfig()) == []
+
+
+def test_an_unset_backend_is_never_built_and_says_the_official_choice() -> None:
+    backends = Backends(BackendsConfig())
+    assert backends.fingerprints() == {} and backends.standin_kinds() == []
+    with pytest.raises(ValueError, match="backends.judge is not set; the official choice is backends.judge=openai"):
+        backends.judge
+
+
+def test_a_config_whose_tasks_need_an_unset_backend_is_refused() -> None:
+    from lavida_bench.api import ConfigError
+    from lavida_bench.config import load_config
+
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["tasks.geneval.data=/d", "tasks.mmmu.data=/m", "backends.color=standin"])
+    message = str(err.value)
+    assert "backends.color" not in message and "mmmu" not in message
+    assert "backends.detector: not set, and geneval need(s) it; the official choice is backends.detector=mmdet" in message
+    load_config(None, ["tasks.mmmu.data=/m"])  # a task without evaluators needs no backends
+    load_config(None, ["tasks.geneval.data=/d", "backends.detector=standin", "backends.color=standin"])
+
+
+def test_evaluator_fingerprint_follows_what_is_computed_not_where(tmp_path: Path) -> None:
+    standin = Backends(BackendsConfig.standins())
+    other = Backends(dataclasses.replace(BackendsConfig.standins(), judge_timeout_s=5.0, judge_cache="/x"))
+    assert standin.evaluator_fingerprint(["judge"]) == other.evaluator_fingerprint(["judge"])
+    openai = Backends(dataclasses.replace(BackendsConfig.standins(), judge="openai", judge_url="http://127.0.0.1:1/v1"))
+    assert openai.evaluator_fingerprint(["judge"]) != standin.evaluator_fingerprint(["judge"])
+    assert openai.evaluator_fingerprint(["detector"]) == standin.evaluator_fingerprint(["detector"])

@@ -13,7 +13,6 @@ from PIL import Image
 from lavida_bench.backends import Backends, BackendsConfig
 from lavida_bench.backends.fid import (
     fid_from_features,
-    fid_from_stats,
     frechet_distance,
     reference_stats,
     stats_from_features,
@@ -41,6 +40,22 @@ def test_non_commuting_closed_form() -> None:
     # S1 = I, S2 = [[2, 1], [1, 2]] (eigenvalues 3, 1): Tr(I + S2 - 2 sqrt(S2)) = 2 + 4 - 2 (sqrt3 + 1)
     value = frechet_distance(np.zeros(2), np.eye(2), np.array([1.0, 1.0]), np.array([[2.0, 1.0], [1.0, 2.0]]))
     assert value == pytest.approx(2 + 4 - 2 * (math.sqrt(3) + 1) + 2)
+
+
+@pytest.mark.parametrize("imaginary", [0.9e-3, 1.1e-3])
+def test_imaginary_square_root_refused_above_clean_fids_tolerance(imaginary: float) -> None:
+    """sigma1 = diag(1, -imaginary^2) is not PSD: sqrtm(sigma1 @ I) has `imaginary`j on its
+    diagonal. clean-fid 0.1.35 takes the real part up to 1e-3 and raises above; so do we."""
+    from cleanfid.fid import frechet_distance as clean_fid_distance
+
+    stats = (np.zeros(2), np.diag([1.0, -imaginary**2]), np.zeros(2), np.eye(2))
+    if imaginary < 1e-3:
+        assert frechet_distance(*stats) == pytest.approx(clean_fid_distance(*stats), abs=1e-12)
+        return
+    with pytest.raises(ValueError, match="Imaginary component"):
+        clean_fid_distance(*stats)
+    with pytest.raises(ValueError, match=r"imaginary component of 0.0011 .*not positive semi-definite"):
+        frechet_distance(*stats)
 
 
 def test_gaussian_samples_approach_the_closed_form() -> None:
@@ -85,7 +100,7 @@ def test_reference_stats_from_npz(tmp_path: Path) -> None:
     assert np.array_equal(got_mu, mu) and np.array_equal(got_sigma, sigma)
     feats = np.array([[0.0, 0.0], [2.0, 4.0]])
     np.savez(tmp_path / "feats.npz", features=feats)
-    assert fid_from_stats(feats, *reference_stats(tmp_path / "feats.npz")) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(*stats_from_features(feats), *reference_stats(tmp_path / "feats.npz")) == pytest.approx(0.0, abs=1e-9)
     np.savez(tmp_path / "bad.npz", mean=mu)
     with pytest.raises(ValueError, match="bad.npz.*'mu' and 'sigma'"):
         reference_stats(tmp_path / "bad.npz")
@@ -99,7 +114,7 @@ def test_reference_stats_from_folder_are_cached(tmp_path: Path) -> None:
     for i, color in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
         Image.new("RGB", (16, 16), color).save(folder / f"{i}.png")
     (folder / "notes.txt").write_text("ignored")
-    inception = Backends(BackendsConfig()).inception
+    inception = Backends(BackendsConfig.standins()).inception
     with pytest.raises(ValueError, match="needs an inception backend"):
         reference_stats(folder)
     mu, sigma = reference_stats(folder, inception, cache_dir=tmp_path / "cache", batch_size=2)
@@ -177,11 +192,11 @@ def test_backends_fid_reference_stats(tmp_path: Path) -> None:
     folder.mkdir()
     for i in range(3):
         Image.new("RGB", (8, 8), (80 * i, 10, 10)).save(folder / f"{i}.png")
-    backends = Backends(BackendsConfig(fid_reference=str(folder)), cache_dir=tmp_path / "run")
+    backends = Backends(BackendsConfig(inception="standin", fid_reference=str(folder)), cache_dir=tmp_path / "run")
     mu, _ = backends.fid_reference_stats()
     assert mu.shape == (2048,)
     assert len(list((tmp_path / "run").glob("fid_reference_standin_*.npz"))) == 1
     with pytest.raises(FileNotFoundError, match="backends.fid_reference=.*missing does not exist"):
         Backends(BackendsConfig(fid_reference=str(tmp_path / "missing")))
     with pytest.raises(FileNotFoundError, match="backends.fid_reference is not set"):
-        Backends(BackendsConfig()).fid_reference_stats()
+        Backends(BackendsConfig.standins()).fid_reference_stats()

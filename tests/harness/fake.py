@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from lavida_bench.protocol import Request, Result, Trace
+from lavida_bench.api import DataError, Metric, MetricSpec, Request, Result, Sample, Trace, Variant
 from lavida_bench.stats import mean_metric
 from lavida_bench.tasks import TASKS
-from lavida_bench.tasks.base import DataError, Metric, Sample, ScoreContext, Task, Variant
+from lavida_bench.tasks.base import ScoreContext, Task
 
 
 class EchoTask(Task):
@@ -23,6 +23,7 @@ class EchoTask(Task):
     version = "1"
     capability = "understand"
     variants = ("plain",)
+    metrics = (MetricSpec("acc", "higher", "0-1", "mean", field="correct", headline=True),)
 
     def load(self) -> list[Sample]:
         path = self.data_dir / "items.jsonl"

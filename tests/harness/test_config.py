@@ -1,7 +1,8 @@
 import pytest
 
+from lavida_bench.api import ConfigError
 from lavida_bench.cli import main
-from lavida_bench.config import PRESETS, ConfigError, RunConfig, load_config
+from lavida_bench.config import PRESETS, RunConfig, load_config
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -58,7 +59,8 @@ def test_shipped_presets_name_known_tasks_variants_and_backends(preset: str) -> 
         assert name in TASKS
         assert set(task.variants or ()) <= set(cfg.variants), (name, task.variants)
     for kind in KINDS:
-        backend_class(kind, getattr(cfg.backends, kind))  # raises on an unknown name
+        if getattr(cfg.backends, kind):  # unset is allowed only when no task needs it (a config error)
+            backend_class(kind, getattr(cfg.backends, kind))  # raises on an unknown name
 
 
 def test_paper_preset_runs_every_benchmark_in_every_variant() -> None:
@@ -68,3 +70,12 @@ def test_paper_preset_runs_every_benchmark_in_every_variant() -> None:
     for name in generation:
         assert list(cfg.tasks[name].variants) == ["plain", "plan", "plan_reflect"]
     assert list(cfg.tasks["refcoco"].variants) == ["steps1", "steps4"]
+
+
+def test_enumerations_checked_at_load_match_the_model_code():
+    from lavida_bench.config import ATTENTION, DTYPES, GROUNDING_FRAMES
+    from lavida_bench.model.sampling.grounding import FRAMES
+
+    assert GROUNDING_FRAMES == FRAMES
+    assert set(DTYPES) == {"auto", "bfloat16", "float16", "float32"}
+    assert set(ATTENTION) == {"sdpa", "eager"}

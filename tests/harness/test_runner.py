@@ -1,7 +1,6 @@
 """Runner guarantees: resume after SIGKILL, world-size independence, error records, re-scoring."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -99,7 +98,7 @@ def test_failing_sample_becomes_an_error_record_and_is_counted(tmp_path):
     records = {r["id"]: r for r in RunStore(tmp_path / "r").outputs("echo", "plain").values()}
     assert records["s002"]["status"] == "error" and "scripted failure" in records["s002"]["error"]
     assert all(records[f"s{i:03d}"]["status"] == "ok" for i in (0, 1, 3, 4, 5))
-    counts = outcome.results["echo"]["plain"]["counts"]
+    counts = outcome.results["tasks"]["echo"]["plain"]["counts"]
     assert counts == {"samples": 6, "generated": 5, "generation_errors": 1, "missing": 0,
                       "scored": 5, "scoring_errors": 0}
     assert outcome.errors == 1
@@ -111,8 +110,8 @@ def test_rescoring_needs_no_generation(tmp_path, data):
     scores = tmp_path / "r/records/echo/plain/scores.jsonl"
     scores.unlink()
     again = score_run(cfg, progress=False)  # no model involved at all
-    assert again["echo"]["plain"]["metrics"] == first["echo"]["plain"]["metrics"]
-    assert first["echo"]["plain"]["metrics"]["acc"]["n"] == 30
+    assert again["tasks"]["echo"]["plain"]["metrics"] == first["tasks"]["echo"]["plain"]["metrics"]
+    assert first["tasks"]["echo"]["plain"]["metrics"]["acc"]["n"] == 30
 
 
 def test_resume_with_different_settings_is_refused(tmp_path, data):
@@ -124,7 +123,7 @@ def test_resume_with_different_settings_is_refused(tmp_path, data):
 
 
 def test_duplicate_ids_and_empty_datasets_are_refused_before_model_time(tmp_path):
-    from lavida_bench.tasks.base import DataError
+    from lavida_bench.api import DataError
 
     d = tmp_path / "d"
     d.mkdir()
@@ -145,6 +144,6 @@ def test_kill_during_scoring_resumes_without_rescoring(tmp_path, data):
     lines = scores.read_text().splitlines(keepends=True)
     scores.write_text("".join(lines[:10]) + lines[10][:15])  # 10 scored, one torn
     again = score_run(cfg, progress=False)
-    assert again["echo"]["plain"]["metrics"] == first["echo"]["plain"]["metrics"]
+    assert again["tasks"]["echo"]["plain"]["metrics"] == first["tasks"]["echo"]["plain"]["metrics"]
     ids = [json.loads(l)["id"] for l in scores.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 30

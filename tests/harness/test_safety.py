@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from lavida_bench.api import DataError, StoreError
 from lavida_bench.safety import redact, resolve_inside
-from lavida_bench.store import JsonlWriter, RunStore, StoreError
-from lavida_bench.tasks.base import DataError
+from lavida_bench.store import JsonlWriter
 
 
 def test_record_paths_cannot_escape_the_dataset_folder(tmp_path):
@@ -39,8 +39,8 @@ def test_disk_full_names_the_path_and_keeps_earlier_records(tmp_path):
 
 def test_error_records_never_contain_secrets(tmp_path, monkeypatch):
     from lavida_bench.app import execute
-    from tests.harness.fake import SeededModel, register, write_items
     from lavida_bench.config import load_config
+    from tests.harness.fake import SeededModel, register, write_items
 
     monkeypatch.setenv("JUDGE_API_KEY", "secret-value-42424242")
 

@@ -3,7 +3,8 @@ import json
 import pytest
 from PIL import Image
 
-from lavida_bench.store import JsonlWriter, RunStore, StoreError, read_jsonl, repair_jsonl, safe_name
+from lavida_bench.api import StoreError
+from lavida_bench.store import JsonlWriter, RunStore, read_jsonl, repair_jsonl, safe_name
 
 
 def test_torn_trailing_line_is_detected_and_repaired(tmp_path):

@@ -9,8 +9,8 @@ from lmms_eval.api.instance import Instance
 from PIL import Image
 
 from lavida_bench import lmms_adapter
+from lavida_bench.api import Request, Result
 from lavida_bench.lmms_adapter import LavidaO, parse_gen_kwargs, truncate_at
-from lavida_bench.protocol import Request, Result
 
 
 class FakePipeline:
@@ -167,7 +167,7 @@ def test_missing_local_checkpoint_is_a_clear_error(tmp_path: Path):
 
 
 def test_folder_without_config_is_a_checkpoint_error(tmp_path: Path):
-    from lavida_bench.model.checkpoint import CheckpointError
+    from lavida_bench.api import CheckpointError
 
     with pytest.raises(CheckpointError, match="config.json"):
         LavidaO(pretrained=str(tmp_path), device="cpu")

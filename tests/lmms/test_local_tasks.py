@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from lavida_bench.api import DataError, Request, Result
 from lavida_bench.lmms_adapter import LavidaO
-from lavida_bench.protocol import Request, Result
 from lavida_bench.tasks import lmms_yaml
-from lavida_bench.tasks.base import DataError
 from lavida_bench.tasks.chartqa import POST_PROMPT, relaxed_correct
 from lavida_bench.tasks.mmmu import build_prompt
 from tests.lmms.conftest import FILELOCK_HINT, MMMU_IMAGES, filelock_has_api
@@ -69,7 +68,7 @@ def test_written_yaml_includes_the_template_and_names_the_files(task_dir, local_
     assert config["dataset_path"] == "parquet"
     assert config["dataset_kwargs"] == {"data_files": {"test": [str(local_data["chartqa_file"])]}}
     assert config["test_split"] == "test"
-    assert config["generation_kwargs"]["max_new_tokens"] == 16  # benchmarks.md §7.2
+    assert config["generation_kwargs"]["max_new_tokens"] == 16  # lmms-eval tasks/chartqa/chartqa.yaml
     assert config["lmms_eval_specific_kwargs"]["default"]["post_prompt"] == POST_PROMPT  # same prompt as ours
     from lmms_eval.tasks.chartqa import utils as chartqa_utils
 
@@ -77,7 +76,7 @@ def test_written_yaml_includes_the_template_and_names_the_files(task_dir, local_
 
     mmmu = load_yaml_config(str(task_dir / "lavida_mmmu_val.yaml"), mode="full")
     assert mmmu["dataset_kwargs"]["data_files"] == {"validation": [str(local_data["mmmu_file"])]}
-    assert mmmu["generation_kwargs"] == {"max_new_tokens": 16}  # vendored 0.3.0, benchmarks.md §6.2
+    assert mmmu["generation_kwargs"] == {"max_new_tokens": 16}  # LaVida-O eval/lmms_eval/tasks/mmmu (vendored 0.3.0)
     assert "doc_to_messages" not in mmmu
 
 
@@ -138,7 +137,7 @@ class ScriptedPipeline:
 
 
 def chartqa_script(folder: Path) -> dict[tuple, str]:
-    """Hand-picked answers: human 2/4 correct, augmented 4/4 (benchmarks.md §7.3 rules)."""
+    """Hand-picked answers: human 2/4 correct, augmented 4/4 (lmms-eval `relaxed_correctness` rules)."""
     answers = {}
     for split in ("human", "augmented"):
         for i, rec in enumerate(json.loads((folder / f"test_{split}.json").read_text())):
@@ -220,3 +219,41 @@ def test_lmms_eval_scores_mmmu_through_the_adapter(task_dir, local_data):
         doc = sample["doc"]
         assert sample["arguments"][0] == build_prompt(doc["question"], ast.literal_eval(doc["options"]),
                                                       doc["question_type"])
+
+
+def test_from_demo_converts_the_demo_fixtures_in_one_command(tmp_path, capsys):
+    """docs/lmms_eval.md's command: the demo's vis-nlp ChartQA and raw MMMU fixtures become
+    lmms-lab parquet copies with image features, and the task YAMLs point at them."""
+    import yaml
+
+    from lavida_bench.tasks.chartqa import ChartQA
+    from lavida_bench.tasks.mmmu import MMMU
+
+    demo_data = tmp_path / "assets" / "data"
+    ChartQA.make_fixture(demo_data / "chartqa", seed=0)
+    MMMU.make_fixture(demo_data / "mmmu", seed=0)
+    out = tmp_path / "lmms_tasks"
+    assert lmms_yaml.main(["--out", str(out), "--from-demo", str(demo_data)]) == 0
+    assert "--include_path" in capsys.readouterr().out
+    for task, split in (("lavida_chartqa", "test"), ("lavida_mmmu_val", "validation")):
+        spec = yaml.safe_load((out / f"{task}.yaml").read_text())
+        [parquet] = spec["dataset_kwargs"]["data_files"][split]
+        assert Path(parquet).is_file() and Path(parquet).is_relative_to(out / "data")
+
+
+@pytest.mark.parametrize("name", sorted(lmms_yaml.TASKS))
+def test_template_metrics_follow_the_task_metric_specs(name):
+    assert lmms_yaml.metric_problems(name) == []
+
+
+def test_a_template_that_departs_from_the_specs_is_caught(tmp_path, monkeypatch):
+    text = (lmms_yaml.TEMPLATE_DIR / "chartqa_local.yaml").read_text()
+    bad = text.replace("  - metric: relaxed_human_split\n    aggregation: mean\n    higher_is_better: true",
+                       "  - metric: relaxed_human_split\n    aggregation: median\n    higher_is_better: false")
+    assert bad != text
+    (tmp_path / "chartqa_local.yaml").write_text(bad)
+    monkeypatch.setattr(lmms_yaml, "TEMPLATE_DIR", tmp_path)
+    assert lmms_yaml.metric_problems("lavida_chartqa") == [
+        "chartqa_local.yaml: metric 'relaxed_human_split': higher_is_better must be True (chartqa 'acc/*' is higher)",
+        "chartqa_local.yaml: metric 'relaxed_human_split': aggregation 'median', but chartqa 'acc/*' is a mean",
+    ]

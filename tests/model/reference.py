@@ -1,7 +1,8 @@
 """An independent, deliberately plain re-derivation of the Lavida-O stack for tests.
 
-Written from lavida-o-model.md §2 (LLaDA block math), §3.2 (both branches in one block) and §3.3
-(image-token embedding and head), not from lavida_bench.model.network: it reads raw state-dict
+Written from the release's code (LaVida-O `llava/model/language_model/llada/modeling_llada.py:971-1254`:
+LLaDA block math and both branches in one block; `llava/model/llava_arch.py:235-265`: image-token
+embedding and head), not from lavida_bench.model.network: it reads raw state-dict
 tensors by their release key names, works on one sequence at a time, runs in float64, loops over
 rows, and writes RoPE in the explicit two-halves form. Slow on purpose; only for tiny configs.
 """
@@ -18,12 +19,12 @@ B = "model.transformer.blocks"
 
 
 def rms(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    """x / sqrt(mean(x^2) + eps) * weight over the last dim (§2: fp32-or-better statistics)."""
+    """x / sqrt(mean(x^2) + eps) * weight over the last dim (modeling_llada.py:331-359: fp32-or-better statistics)."""
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * weight
 
 
 def rope(x: Tensor, pos: Tensor, theta: float) -> Tensor:
-    """NeoX rotate-half RoPE (§2): first half i pairs with second half i, angle pos*theta^(-2i/hd).
+    """NeoX rotate-half RoPE (modeling_llada.py:393-475): first half i pairs with second half i, angle pos*theta^(-2i/hd).
 
     x `[H, L, hd]`, pos `[L]`.
     """
@@ -65,7 +66,7 @@ def block(sd: StateDict, layer: int, x: Tensor, gen: list[bool], allowed: Tensor
     out = torch.zeros_like(x)
     for i in range(n):
         if gen[i]:
-            xv = x[i, :dg]  # gen rows keep only the first d_gen channels of the update (§3.2)
+            xv = x[i, :dg]  # gen rows keep only the first d_gen channels of the update (modeling_llada.py:1084-1254)
             hv = rms(xv, w["ff_norm_vision"], eps)
             out[i, :dg] = xv + silu_mlp(hv, w["ff_proj_vision"], w["up_proj_vision"], w["ff_out_vision"])
         else:
@@ -75,7 +76,7 @@ def block(sd: StateDict, layer: int, x: Tensor, gen: list[bool], allowed: Tensor
 
 
 def routing(gen: list[bool], joint: bool) -> Tensor:
-    """Joint blocks: everybody sees everybody. Decoupled: each branch sees only itself (§3.2)."""
+    """Joint blocks: everybody sees everybody. Decoupled: each branch sees only itself (modeling_llada.py:1084-1254)."""
     g = torch.tensor(gen)
     if joint:
         return torch.ones(len(gen), len(gen), dtype=torch.bool)
@@ -86,7 +87,7 @@ def stack(sd: StateDict, x: Tensor, gen: list[bool], cfg: LavidaConfig, extra_bl
     """All blocks + ln_f over one sequence. A block is joint iff layer_id <= dual_tower_layers
     (`modeling_llada.py:1010-1012`). `extra_block[i, j]` = True forbids query i -> key j in every
     block (used to express the prefix-LM semantics of a cached prompt). Returns post-ln_f `[L, d]`;
-    gen rows are normalised over all d channels (zero-padded), times ln_f.weight (§3.2)."""
+    gen rows are normalised over all d channels (zero-padded), times ln_f.weight (generate.py:153-156)."""
     x = x.double()
     for layer in range(cfg.n_layers):
         allowed = routing(gen, joint=layer <= cfg.dual_tower_layers)
@@ -121,7 +122,7 @@ def conv_up(x: Tensor, weight: Tensor) -> Tensor:
 
 
 def embed_codes(sd: StateDict, codes: Tensor, side: int, cfg: LavidaConfig) -> Tensor:
-    """§3.3 input side for one image: codes `[side*side]` raster order -> `[side*side/4, d]` zero-padded."""
+    """Input side (llava_arch.py:235-247) for one image: codes `[side*side]` raster order -> `[side*side/4, d]` zero-padded."""
     g = lambda key: sd["model." + key].double()
     eps = cfg.gen_norm_eps
     h = g("gen_embedding.0.weight")[codes]
@@ -133,7 +134,7 @@ def embed_codes(sd: StateDict, codes: Tensor, side: int, cfg: LavidaConfig) -> T
 
 
 def code_logits(sd: StateDict, hidden: Tensor, side: int, cfg: LavidaConfig) -> Tensor:
-    """§3.3 output side for one image: post-ln_f rows `[side*side/4, d]` -> `[side*side, codebook]`."""
+    """Output side (llava_arch.py:249-265) for one image: post-ln_f rows `[side*side/4, d]` -> `[side*side, codebook]`."""
     g = lambda key: sd["model." + key].double()
     eps = cfg.gen_norm_eps
     h = hidden.double()[:, : cfg.d_model_gen].reshape(side // 2, side // 2, -1)

@@ -1,4 +1,4 @@
-"""The typed model config and its reading of the release's config.json (lavida-o-model.md §1.1-1.2)."""
+"""The typed model config and its reading of the release's config.json (printed in LaVida-O `Demo.ipynb` cell 3)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lavida_bench.model.config import LavidaConfig
 
-# The fields Demo cell 3 prints for the released checkpoint (§1.2), with the release's values.
+# The fields Demo cell 3 prints for the released checkpoint (LaVida-O Demo.ipynb), with the release's values.
 RELEASE_JSON = {
     "model_type": "llada", "architectures": ["LlavaLladaForMaskedDiffusion"],
     "auto_map": {"AutoConfig": "configuration_llada.LLaDAConfig", "AutoModel": "modeling_llada.LLaDAModelLM"},

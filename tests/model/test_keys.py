@@ -1,6 +1,7 @@
 """The official-size network's state_dict, built on the meta device, has exactly the release's keys
-and shapes (lavida-o-model.md §1.3) - the precondition for loading the released safetensors with
-zero missing/unexpected keys. The expected table is written from §1.3, not read from the code."""
+and shapes (LaVida-O `modeling_llada.py:971-1040, 1381-1415`, `llava/model/llava_arch.py:70-185`) - the
+precondition for loading the released safetensors with zero missing/unexpected keys. The expected table
+is written out by hand from those modules, not read from our code."""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,8 @@ import torch
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
 
-D, DG, M, MG, V, L = 4096, 2048, 12288, 8192, 127378, 32  # §1.2
-SIG, SIG_MLP, SIG_LAYERS = 1152, 4304, 26  # so400m with the last layer removed (§4.1)
+D, DG, M, MG, V, L = 4096, 2048, 12288, 8192, 127378, 32  # Demo.ipynb cell 3 config
+SIG, SIG_MLP, SIG_LAYERS = 1152, 4304, 26  # so400m with the last layer removed (siglip_encoder.py:582)
 
 
 def release_keys() -> dict[str, tuple[int, ...]]:

@@ -1,6 +1,6 @@
 """Parameter accounting at the official size, on the meta device (issue 3, Acceptance 1).
 
-Expected values are computed by hand from the release's shapes (lavida-o-model.md §1.3, §7):
+Expected values are computed by hand from the release's shapes (the config printed in LaVida-O `Demo.ipynb` cell 3):
   und block  = 4*4096^2 (q,k,v,attn_out) + 3*4096*12288 (gate, up, down) + 2*4096 (norms) = 218,112,000
   gen block  = 3*2048*4096 (q,k,v _vision) + 3*2048*8192 (MLP _vision) + 2*2048 (norms) = 75,501,568
   wte = ff_out = 127378*4096 = 521,740,288; ln_f = 4096
@@ -13,7 +13,7 @@ import pytest
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.params import ParamCounts, count_parameters
 
-# arXiv 2509.19244 figures, in billions (lavida-o-model.md §7, DESIGN.md "The model").
+# arXiv 2509.19244 figures, in billions.
 PAPER = {"understanding": 8.0, "generation": 2.4, "text_to_image": 6.4, "interleaved": 10.4}
 
 UND_BLOCK = 4 * 4096**2 + 3 * 4096 * 12288 + 2 * 4096
@@ -32,7 +32,7 @@ def official() -> ParamCounts:
 
 
 def test_hand_constants() -> None:
-    """The hand arithmetic above equals the totals quoted in §7."""
+    """The hand arithmetic above equals the totals computed from the released config."""
     assert (UND_BLOCK, GEN_BLOCK, WTE, GEN_IO) == (218_112_000, 75_501_568, 521_740_288, 84_422_656)
     assert SIGLIP == 397_747_744 and VISION == 424_565_408
 

@@ -1,5 +1,6 @@
 """Special ids, the "llada" chat template, image-placeholder tokenization and box strings
-(lavida-o-model.md §5.1-5.5). Expected strings are written out literally."""
+(LaVida-O `llava/conversation.py:416-428`, `llava/mm_utils.py:447-465`, `llava/eval/predict_grounding.py:100-105`).
+Expected strings are written out literally."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ from lavida_bench.model.tokens import (
     tokenize_with_images,
 )
 
-# §5.2, verbatim.
+# LaVida-O llava/conversation.py:416-428, verbatim.
 SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the visual content that "
           "the user provides, and assist the user with a variety of tasks using natural language.")
 HEAD = "<|startoftext|><|start_header_id|>system<|end_header_id|>\n\n" + SYSTEM + "<|eot_id|>"
@@ -32,12 +33,12 @@ def test_chat_prompt_user_only() -> None:
     want = (HEAD + "<|start_header_id|>user<|end_header_id|>\n\nWhat is this?<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert chat_prompt("What is this?") == want
-    assert chat_prompt("  What is this?\n") == want  # content.strip() (§5.2)
+    assert chat_prompt("  What is this?\n") == want  # content.strip() (the LLaDA chat template)
 
 
 def test_chat_prompt_prefilled_assistant_keeps_trailing_header() -> None:
     """The release's removesuffix result is discarded, so the generation header follows the
-    pre-filled assistant turn (§5.2, Demo cells 6/11)."""
+    pre-filled assistant turn (predict_t2i_edit.py:240, 270; Demo.ipynb cells 6/11)."""
     want = (HEAD + "<|start_header_id|>user<|end_header_id|>\n\nGenerate an image with the caption:\n a cat<|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n<|reserved_token_5|><|reserved_token_5|><|eot_id|>"
             "<|start_header_id|>assistant<|end_header_id|>\n\n")
@@ -65,7 +66,7 @@ def test_tokenize_without_leading_bos_drops_nothing(tok) -> None:
 
 
 def test_tokenize_with_leading_bos_drops_first_id_of_every_chunk(tok) -> None:
-    """§5.3 literally: the prompt starts with BOS (the chat template writes it), so BOS is kept
+    """mm_utils.py:447-465 literally: the prompt starts with BOS (the chat template writes it), so BOS is kept
     once and the first id of each later chunk - here the "\\n" after <image> - is dropped."""
     bos = tok.convert_tokens_to_ids("<|startoftext|>")
     prompt = "<|startoftext|>x<image>\nWhat?"

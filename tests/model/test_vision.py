@@ -1,5 +1,6 @@
 """SigLIP-side image handling: anyres grid choice, letterbox, unpad, feature merge and token counts
-(lavida-o-model.md §4.1, §10). Expected values are worked by hand in the comments."""
+(LaVida-O `llava/mm_utils.py:219-444`, `llava/model/llava_arch.py:644-708`). Expected values are worked by
+hand in the comments."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from lavida_bench.model.config import LavidaConfig
 from PIL import Image
 
 RELEASE = LavidaConfig.official()
-PIN = RELEASE.image_grid_pinpoints  # [[384,768],[768,384],[768,768],[1152,384],[384,1152]] (§1.2)
+PIN = RELEASE.image_grid_pinpoints  # [[384,768],[768,384],[768,768],[1152,384],[384,1152]] (Demo.ipynb cell 3)
 TINY = LavidaConfig.tiny()
 BLACK, RED = (0, 0, 0), (200, 30, 30)
 
@@ -71,10 +72,10 @@ def test_unpad_rows_cols(size, rows, cols, want) -> None:
     assert vision.unpad_rows_cols(size, rows, cols) == want
 
 
-# --- token counts (§4.1 computed counts, §10 test vectors) -----------------------------------------
+# --- token counts (computed from llava_arch.py:644-702) ------------------------------------------
 @pytest.mark.parametrize("size, count", [
-    ((1024, 1024), 871),  # §10: 169 + 26*(26+1)
-    ((1024, 768), 709),   # §10: 169 + 20*27
+    ((1024, 1024), 871),  # 169 + 26*(26+1)
+    ((1024, 768), 709),   # 169 + 20*27
     ((768, 1024), 715),   # 169 + 26 rows * (20 cols + newline)
     ((768, 384), 520),    # 1x2 tiles: 169 + 13*(26+1)
 ])
@@ -121,7 +122,7 @@ def test_anyres_tiles_pixels() -> None:
     tiles = vision.anyres_tiles(Image.new("RGB", (112, 56), RED), TINY.image_grid_pinpoints, 56)
     assert (tiles.rows, tiles.cols, tiles.size) == (1, 2, (112, 56))
     assert tiles.pixels.shape == (3, 3, 56, 56)
-    grey = (127 / 255 - 0.5) / 0.5  # §4.1: x/255, mean 0.5, std 0.5; pad colour int(0.5*255)
+    grey = (127 / 255 - 0.5) / 0.5  # siglip_encoder.py:46-79: x/255, mean 0.5, std 0.5; pad colour int(0.5*255)
     torch.testing.assert_close(tiles.pixels[0, :, 0, 0], torch.full((3,), grey))
     red = torch.tensor([(v / 255 - 0.5) / 0.5 for v in RED])
     torch.testing.assert_close(tiles.pixels[0, :, 28, 28], red)
@@ -147,7 +148,7 @@ def test_real_unpad_with_custom_pinpoints(tiny_parts) -> None:
 
 
 def official_center_crop(image: Image.Image, size: int) -> Image.Image:
-    """The later `resize_and_center_crop` in mm_utils.py (the one that wins, §8.8): shortest side
+    """The later `resize_and_center_crop` in mm_utils.py (the one that wins, :504): shortest side
     to `size` with int() truncation, LANCZOS, integer-offset crop."""
     w, h = image.size
     nw, nh = (size, int(h * (size / w))) if w < h else (int(w * (size / h)), size)
@@ -176,10 +177,10 @@ def test_center_crop_truncates_like_the_release() -> None:
     assert vision.center_crop(image, 100).tobytes() == official_center_crop(image, 100).tobytes()
 
 
-# --- feature path: tower layer -2 -> conv 2x2 resampler -> Linear-GELU(exact)-Linear (§4.1) -------
+# --- feature path: tower layer -2 -> conv 2x2 resampler -> Linear-GELU(exact)-Linear (llava_arch.py:434-440)
 def conv2x2(grid: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Conv2d k=2 s=2 with bias as explicit window sums; grid `[side, side, C]` -> `[side//2, side//2, O]`
-    (an odd last row/column is never covered, §4.1: 27x27 -> 13x13)."""
+    (an odd last row/column is never covered, spatial_pool.py: 27x27 -> 13x13)."""
     half = grid.shape[0] // 2
     out = torch.zeros(half, half, weight.shape[0], dtype=torch.float64)
     for i in range(half):

@@ -17,7 +17,7 @@ from lavida_bench.model.tiny import make_tiny_checkpoint
 from PIL import Image
 
 RESOLUTION = 64
-N_POS = 4  # (64 / 16)^2 VQ codes -> 2x2 LLM positions after the 2x2 downsample (lavida-o-model.md §3.3)
+N_POS = 4  # (64 / 16)^2 VQ codes -> 2x2 LLM positions after the 2x2 downsample (LaVida-O llava_arch.py:235-247)
 STEPS = 4
 
 

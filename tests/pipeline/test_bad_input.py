@@ -1,11 +1,11 @@
 """Bad requests fail with a clear ValueError that names the offending value, before any forward
 pass is spent. The tiny VQ downsamples by 16 and the generation branch's 2x2 conv needs an even
-code grid, so its resolutions are multiples of 32 (lavida-o-model.md §3.3, §4.2)."""
+code grid, so its resolutions are multiples of 32 (LaVida-O `llava/model/llava_arch.py:235-274`)."""
 from __future__ import annotations
 
 import pytest
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
 from tests.pipeline.conftest import STEPS, picture
 
 

@@ -1,10 +1,10 @@
-"""Cached prefix equals recompute (lavida-o-model.md §6.1, prefix_lm): the answer logits the
+"""Cached prefix equals recompute (LaVida-O `generate.py:217-390`, prefix_lm): the answer logits the
 pipeline computes against the prompt's cache equal one pass over prompt + answer in which the
 prompt cannot see the answer, built here by running the blocks by hand with eager attention and
 an explicit mask, one unpadded row at a time."""
 from __future__ import annotations
 
-import lavida_bench.model.pipeline as pipeline_module
+import lavida_bench.model.text_decoder as text_decoder_module
 import pytest
 import torch
 from lavida_bench.model.network import Masks, rope_tables
@@ -18,14 +18,14 @@ GEN_LEN = 8
 
 @pytest.fixture
 def cached_logits_fn(pipe, monkeypatch):
-    """The logits function `_decode_text` hands to the text sampler, captured without decoding."""
+    """The logits function `TextDecoder.decode` hands to the text sampler, captured without decoding."""
     captured = {}
 
-    def capture(logits_fn, batch, gen_len, **kwargs):
+    def capture(logits_fn, generators, gen_len, options, **kwargs):
         captured["fn"] = logits_fn
-        return torch.full((batch, gen_len), pipe.ids.mask), SamplerTrace()
+        return torch.full((len(generators), gen_len), pipe.ids.mask), SamplerTrace()
 
-    monkeypatch.setattr(pipeline_module, "sample_text", capture)
+    monkeypatch.setattr(text_decoder_module, "sample_text", capture)
     return captured
 
 
@@ -46,10 +46,10 @@ def reference_logits(pipe, prompt: torch.Tensor, answer: torch.Tensor, prompt_se
 
 def test_cached_prefix_equals_masked_recompute(pipe, cached_logits_fn):
     questions, images = ["What is it?", "How many dogs are in the picture?"], [picture(64, 64, 1), picture(96, 48, 2)]
-    rows = [pipe.builder.row(expected.understand(q), pipe.builder.image_features([pipe._tiles(im)]))
+    rows = [pipe.builder.row(expected.understand(q), pipe.builder.image_features([pipe.parts.tiles(im)]))
             for q, im in zip(questions, images)]
     assert len(rows[0].ids) != len(rows[1].ids)  # the shorter row is padded in the batch
-    pipe._decode_text(rows, GEN_LEN, GEN_LEN, 0.0, [1, 2])
+    pipe.text.decode(rows, GEN_LEN, GEN_LEN, 0.0, [1, 2])
     gen = torch.Generator().manual_seed(0)
     answer = torch.randint(0, 200, (2, GEN_LEN), generator=gen)
     answer[:, ::2] = pipe.ids.mask  # a mid-decoding state: some slots filled, some masked

@@ -3,28 +3,27 @@ position 2 of a batch of 3 whose other members differ in prompt, image size and 
 padded differently). Compared exactly: decoded tokens, boxes, and image bytes."""
 from __future__ import annotations
 
-import lavida_bench.model.pipeline as pipeline_module
 import pytest
 import torch
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
 from tests.pipeline import expected
 from tests.pipeline.conftest import STEPS, picture
 
 
 @pytest.fixture
 def text_tokens(pipe, monkeypatch):
-    """Raw answer tokens of every `_decode_text` call (the decoded text of a random tiny model
+    """Raw answer tokens of every `TextDecoder.decode` call (the decoded text of a random tiny model
     is often empty, which would make a text comparison vacuous)."""
     calls: list[torch.Tensor] = []
-    original = pipe._decode_text
+    original = pipe.text.decode
 
     def record(*args, **kwargs):
         tokens, nfe, steps = original(*args, **kwargs)
         calls.append(tokens.clone())
         return tokens, nfe, steps
 
-    monkeypatch.setattr(pipe, "_decode_text", record)
+    monkeypatch.setattr(pipe.text, "decode", record)
     return calls
 
 
@@ -51,14 +50,14 @@ def test_understand(pipe, text_tokens):
 
 def test_seeded_text_decoding_at_temperature(pipe):
     """Understanding decodes at temperature 0, where the tiny model answers alike whatever it is
-    asked; plans decode at 0.5 (§6.1), where the per-request generators matter."""
+    asked; plans decode at 0.5 (predict_t2i_edit.py:723-735), where the per-request generators matter."""
     captions = ["a red cube", "two dogs", "a very long caption about a busy street at night"]
     rows = [pipe.builder.row(expected.plan_t2i(c), []) for c in captions]
     seeds = [11, 12, 13]
-    alone, _, _ = pipe._decode_text(rows[2:], 16, 16, 0.5, seeds[2:])
-    batched, _, _ = pipe._decode_text(rows, 16, 16, 0.5, seeds)
+    alone, _, _ = pipe.text.decode(rows[2:], 16, 16, 0.5, seeds[2:])
+    batched, _, _ = pipe.text.decode(rows, 16, 16, 0.5, seeds)
     assert torch.equal(alone[0], batched[2])
-    reseeded, _, _ = pipe._decode_text(rows[2:], 16, 16, 0.5, [14])
+    reseeded, _, _ = pipe.text.decode(rows[2:], 16, 16, 0.5, [14])
     assert not torch.equal(reseeded[0], alone[0])
 
 
@@ -80,14 +79,14 @@ def drawn(pipe) -> dict[str, tuple]:
     out = {}
     with pytest.MonkeyPatch.context() as mp:
         codes: list[torch.Tensor] = []
-        original = pipeline_module.sample_image
+        original = pipe.drawer.sample
 
         def record(*args, **kwargs):
-            result, trace = original(*args, **kwargs)
+            result, steps = original(*args, **kwargs)
             codes.append(result.clone())
-            return result, trace
+            return result, steps
 
-        mp.setattr(pipeline_module, "sample_image", record)
+        mp.setattr(pipe.drawer, "sample", record)
         image = {"generate": [], "edit": [picture(80, 64, 3)]}
         for capability, call in (("generate", pipe.generate), ("edit", pipe.edit)):
             options = Options(steps=STEPS if capability == "generate" else 3)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
 
 
 def scripted_text(pipe, monkeypatch, tokens: list[int]) -> None:
     """Make text decoding return `tokens` for every row (1 prefix pass + len(tokens) steps)."""
     def fake(rows, gen_len, block, temperature, seeds):
         return torch.tensor([tokens] * len(rows)), 1 + len(tokens), len(tokens)
-    monkeypatch.setattr(pipe, "_decode_text", fake)
+    monkeypatch.setattr(pipe.text, "decode", fake)
 
 
 def test_expansion_token_draws_an_image_after_the_text_before_it(pipe, monkeypatch):

@@ -1,14 +1,15 @@
 """Forward-pass accounting: counted by wrapping `pipe.net.forward`, compared with the trace.
 
 Image generation makes exactly `steps` passes per draw, however many guidance rows ride in each
-(lavida-o-model.md §6.2: CFG doubles the rows, not the passes); one-step grounding is one pass
-(§6.4); understanding is one prefix pass plus one pass per decoding step (§6.1, prefix cache).
+(LaVida-O `predict_t2i_edit.py:421-611`: CFG doubles the rows, not the passes); one-step grounding is
+one pass (`predict_grounding.py:57-101`); understanding is one prefix pass plus one pass per decoding
+step (`generate.py:217-390`, prefix cache).
 """
 from __future__ import annotations
 
 import pytest
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
 from tests.pipeline.conftest import picture
 
 
@@ -51,7 +52,7 @@ def test_understand_is_one_prefix_pass_plus_steps(pipe, forwards):
     request = Request("u", "understand", "What is it?", images=[picture(64, 64, 9)],
                       options=Options(max_new_tokens=8), seed=1)
     result = pipe.understand([request])[0]
-    # 8 tokens, block min(128, 8) = 8, one token per step (§6.1): 8 steps after the prefix pass
+    # 8 tokens, block min(128, 8) = 8, one token per step (generate.py:217-390): 8 steps after the prefix pass
     assert len(forwards) == 1 + 8
     prefix_kwargs = forwards.calls[0][1]
     assert prefix_kwargs.get("use_cache") is True and prefix_kwargs.get("cache") is None

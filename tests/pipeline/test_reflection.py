@@ -1,4 +1,4 @@
-"""Planning and self-reflection end to end on the tiny model (lavida-o-model.md §6.6).
+"""Planning and self-reflection end to end on the tiny model (LaVida-O `predict_t2i_edit.py:706-808`).
 
 The real run plans, draws and judges with the tiny network (text lengths shortened to 16 tokens
 to keep it fast); the scripted runs replace the judge by fixed verdicts so the control flow is
@@ -11,11 +11,12 @@ import re
 
 import pytest
 import torch
-from lavida_bench.model import prompts
-from lavida_bench.model.pipeline import DrawJob, LavidaPipeline
-from lavida_bench.model.vision import single_tile
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
+from lavida_bench.model import prompts
+from lavida_bench.model.drawer import DrawJob
+from lavida_bench.model.reflection import ReflectionLoop
+from lavida_bench.model.vision import single_tile
 from tests.pipeline import expected
 from tests.pipeline.conftest import N_POS, STEPS, picture
 
@@ -23,32 +24,32 @@ CAPTION = "a red cube"
 
 
 class Draws:
-    """Wraps `pipe._draw` and keeps every image it returns, in order."""
+    """Wraps `pipe.drawer.draw` and keeps every image it returns, in order."""
 
     def __init__(self, draw):
         self.draw, self.images = draw, []
 
     def __call__(self, jobs, edit, round_):
         out = self.draw(jobs, edit, round_)
-        self.images.extend(out[0])
+        self.images.extend(out.images)
         return out
 
 
 class ScriptedJudge:
-    """Stands in for `LavidaPipeline._judge`: the i-th call answers verdicts[i] for every request."""
+    """Stands in for `ReflectionLoop.judge`: the i-th call answers verdicts[i] for every request."""
 
     def __init__(self, verdicts: list[str]):
         self.verdicts, self.seen = verdicts, []
 
-    def __call__(self, requests, images, round_, stages):
-        self.seen.extend(images)
-        return [self.verdicts[len(self.seen) - 1]] * len(requests) if requests else []
+    def __call__(self, creations, round_):
+        self.seen.extend(c.attempts[-1] for c in creations)
+        return [self.verdicts[len(self.seen) - 1]] * len(creations) if creations else []
 
 
 @pytest.fixture
 def draws(pipe, monkeypatch) -> Draws:
-    log = Draws(pipe._draw)
-    monkeypatch.setattr(pipe, "_draw", log)
+    log = Draws(pipe.drawer.draw)
+    monkeypatch.setattr(pipe.drawer, "draw", log)
     return log
 
 
@@ -57,10 +58,10 @@ def judge(monkeypatch):
     def install(verdicts: list[str]) -> ScriptedJudge:
         fake = ScriptedJudge(verdicts)
 
-        def scripted(self, requests, images, round_, stages):
-            return fake(requests, images, round_, stages)
+        def scripted(self, creations, round_):
+            return fake(creations, round_)
 
-        monkeypatch.setattr(LavidaPipeline, "_judge", scripted)
+        monkeypatch.setattr(ReflectionLoop, "judge", scripted)
         return fake
     return install
 
@@ -70,8 +71,8 @@ def draw_prompts(rows) -> list[tuple[str, list[torch.Tensor]]]:
 
 
 def feedback_features(pipe, image) -> torch.Tensor:
-    """§6.6: a past image is padded to a square and encoded as ONE tile (+ one newline row)."""
-    (features,) = pipe.builder.image_features([single_tile(image, pipe.tile)])
+    """predict_t2i_edit.py:283-320: a past image is padded to a square and encoded as ONE tile (+ one newline row)."""
+    (features,) = pipe.builder.image_features([single_tile(image, pipe.parts.tile)])
     return features
 
 
@@ -111,16 +112,16 @@ def test_scripted_judge_fails_twice_then_passes(pipe, rows, draws, judge):
 
 
 def test_at_most_three_feedbacks_with_distinct_texts(pipe):
-    """§6.6: with more than three past failures, three with distinct feedback texts are used."""
+    """eval_img/eval.py:314-414: with more than three past failures, three with distinct feedback texts are used."""
     images = [picture(64, 64, i) for i in range(4)]
     texts = ["A is wrong", "B is wrong", "A is wrong", "C is wrong"]
     job = DrawJob(Request("r", "generate", CAPTION, seed=3), feedback=list(zip(images, texts)))
-    assert pipe._feedback_images(DrawJob(job.request, feedback=job.feedback[:3]), 4) == job.feedback[:3]
-    chosen = pipe._feedback_images(job, 5)
+    assert pipe.drawer.feedback_images(DrawJob(job.request, feedback=job.feedback[:3]), 4) == job.feedback[:3]
+    chosen = pipe.drawer.feedback_images(job, 5)
     assert sorted(text for _, text in chosen) == ["A is wrong", "B is wrong", "C is wrong"]
     for image, text in chosen:  # each image is one that received this feedback
         assert any(image is im for im, t in job.feedback if t == text)
-    assert pipe._feedback_images(job, 5) == chosen  # seeded: the same request and round choose alike
+    assert pipe.drawer.feedback_images(job, 5) == chosen  # seeded: the same request and round choose alike
 
 
 def test_planning_and_reflection_end_to_end(pipe, rows, monkeypatch):

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.tasks import TASKS
-from lavida_bench.tasks.base import Metric, Sample, ScoreContext, Variant
 from PIL import Image
 
 from lavida_bench import store as store_module
+from lavida_bench.api import Metric, MetricSpec, Request, Result, Sample, Trace, Variant
 from lavida_bench.config import RunConfig, load_config
-from lavida_bench.protocol import Request, Result, Trace
 from lavida_bench.stats import mean_metric
+from lavida_bench.tasks import TASKS
+from lavida_bench.tasks.base import ScoreContext
 from tests.harness.fake import EchoTask, SeededModel, write_items
 from tests.harness.fake import register as register_echo
 
@@ -29,6 +29,7 @@ class PaintTask(EchoTask):
 
     name = "paint"
     capability = "generate"
+    metrics = (MetricSpec("red", "higher", "0-1", "mean", field="red", headline=True),)
 
     def request(self, sample: Sample, variant: Variant) -> Request:
         return Request(sample.id, "generate", sample.data["q"], options=variant.options)

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lavida_bench.tasks import TASKS
-from lavida_bench.tasks.base import DataError
 
+from lavida_bench.api import DataError, Request, Result
 from lavida_bench.app import execute
 from lavida_bench.baselines import ConstantModel
-from lavida_bench.protocol import Request, Result
 from lavida_bench.store import RunStore
+from lavida_bench.tasks import TASKS
 from tests.reliability.fakes import make_config
 
 STANDINS = tuple(f"backends.{b}=standin" for b in ("detector", "color", "vqa", "inception", "judge"))
@@ -44,7 +43,7 @@ class CountingModel(ConstantModel):
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fixtures")
-    for name in ("chartqa", "refcoco", "mmmu", "geneval", "imgedit"):
+    for name in ("chartqa", "refcoco", "mmmu", "geneval", "imgedit", "dpg_bench", "fid30k"):
         TASKS.get(name).make_fixture(root / name, seed=0)
     return root
 
@@ -91,7 +90,7 @@ def test_truncated_image_is_a_per_sample_error(tmp_path, copy_of):
     assert bad["status"] == "error" and bad["stage"] == "request"
     assert "human/00001" in bad["error"] and "'imgname'" in bad["error"] and "truncated" in bad["error"]
     assert sorted(i for i, r in records.items() if r["status"] == "ok") == sorted(set(records) - {"human/00001"})
-    counts = outcome.results["chartqa"]["plain"]["counts"]
+    counts = outcome.results["tasks"]["chartqa"]["plain"]["counts"]
     assert counts["generation_errors"] == 1 and counts["scored"] == counts["samples"] - 1
     assert outcome.errors == 1
     again, model = run(tmp_path, "chartqa", data)  # a resume retries the failed sample, and only it
@@ -214,4 +213,135 @@ def test_geneval_unknown_object_class(tmp_path, copy_of):
         return
     scores = RunStore(tmp_path / "run").scores("geneval", "plain")
     flagged = [s for s in scores.values() if s["status"] == "error" and "unicorn" in s["error"]]
-    assert flagged and outcome.results["geneval"]["plain"]["counts"]["scoring_errors"] == len(flagged)
+    assert flagged and outcome.results["tasks"]["geneval"]["plain"]["counts"]["scoring_errors"] == len(flagged)
+
+
+# --- paths read from data: every task, one containment helper (safety.resolve_inside) ------------
+
+def parquet_rows(shard: Path) -> tuple[Any, list[dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(shard)
+    return table, table.to_pylist()
+
+
+@pytest.mark.parametrize("escape", ["../../../outside.png", "ABSOLUTE"])
+def test_refcoco_parquet_image_path_escaping_the_dataset_is_never_read(tmp_path, copy_of, escape):
+    import pyarrow.parquet as pq
+
+    data = copy_of("refcoco")
+    shard = next((data / "RefCOCO").rglob("val-*.parquet"))
+    outside = tmp_path / "data" / "outside.png"
+    table, rows = parquet_rows(shard)
+    outside.write_bytes(rows[0]["image"]["bytes"])
+    rows[0]["image"] = {"bytes": None, "path": str(outside) if escape == "ABSOLUTE" else escape}
+    assert (shard.parent / rows[0]["image"]["path"]).resolve() == outside.resolve()  # it really points there
+    pq.write_table(table.from_pylist(rows, schema=table.schema), shard)
+    outcome, model = run(tmp_path, "refcoco", data, "tasks.refcoco.variants=[steps1]",
+                         "tasks.refcoco.options.splits=[refcoco/val]")
+    records = RunStore(tmp_path / "run").outputs("refcoco", "steps1")
+    bad = [r for r in records.values() if r["status"] == "error"]
+    assert bad and all(r["stage"] == "request" and "'image'" in r["error"] and str(shard) in r["error"]
+                       for r in bad)
+    assert outcome.errors == len(bad) and model.requests == len(records) - len(bad)
+
+
+def test_dpg_prompt_file_symlinked_outside_the_dataset_is_refused(tmp_path, copy_of):
+    data = copy_of("dpg_bench")
+    prompt = min((data / "prompts").glob("*.txt"))
+    outside = tmp_path / "data" / "secret.txt"
+    outside.write_text("the contents of a file outside the dataset")
+    prompt.unlink()
+    prompt.symlink_to(outside)
+    refused(tmp_path, "dpg_bench", data, str(prompt), "escapes", extra=("tasks.dpg_bench.variants=[plain]",))
+
+
+@pytest.mark.parametrize("where", ["category", "missing image"])
+def test_fid_reference_problems_are_found_at_load(tmp_path, copy_of, where):
+    data = copy_of("fid30k")
+    meta_path = data / "meta_data.json"
+    meta = json.loads(meta_path.read_text())
+    first = min(meta)
+    if where == "category":
+        meta[first]["category"] = "../../outside"
+        meta_path.write_text(json.dumps(meta))
+        needles = (str(meta_path), repr(first), "'category'", "escapes")
+    else:
+        (data / "mjhq30k_imgs" / meta[first]["category"] / f"{first}.jpg").unlink()
+        needles = (str(meta_path), repr(first), f"{first}.jpg", "not found")
+    refused(tmp_path, "fid30k", data, *needles, extra=("tasks.fid30k.variants=[plain]",))
+
+
+# --- text files that are not UTF-8: a refusal naming the file, exit 2 at the CLI -----------------
+
+def spoil_utf8(path: Path) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[:2] + b"\xff\xfe" + raw[2:])
+
+
+@pytest.mark.parametrize("task, relpath", [
+    ("imgedit", "singleturn.json"),
+    ("imgedit", "prompts.json"),
+    ("dpg_bench", "dpg_bench.csv"),
+    ("dpg_bench", "PROMPT"),
+    ("fid30k", "meta_data.json"),
+])
+def test_non_utf8_benchmark_file_is_refused_naming_it(tmp_path, copy_of, task, relpath):
+    data = copy_of(task)
+    path = min((data / "prompts").glob("*.txt")) if relpath == "PROMPT" else data / relpath
+    spoil_utf8(path)
+    refused(tmp_path, task, data, str(path), "UTF-8", extra=(f"tasks.{task}.variants=[plain]",))
+
+
+def test_bad_data_exits_2_without_a_traceback(tmp_path, copy_of, capsys):
+    from lavida_bench.cli import main
+
+    data = copy_of("fid30k")
+    spoil_utf8(data / "meta_data.json")
+    code = main(["run", f"output={tmp_path / 'run'}", f"tasks.fid30k.data={data}", "model.kind=constant",
+                 "tasks.fid30k.variants=[plain]", *STANDINS])
+    err = capsys.readouterr().err
+    assert code == 2 and str(data / "meta_data.json") in err and "Traceback" not in err
+
+
+# --- MMMU: every field the task reads is type-checked ---------------------------------------------
+
+@pytest.mark.parametrize("field, value", [("question", ["a", "list"]), ("question", 42), ("id", 7),
+                                          ("question_type", ["open"]), ("options", 3), ("answer", 1)])
+def test_mmmu_field_of_the_wrong_type_is_refused(tmp_path, field, value):
+    data = tmp_path / "data" / "mmmu"  # the JSONL form, where any type can be written
+    data.mkdir(parents=True)
+    (data / "a.png").write_bytes(tiny_png())
+    row = {"id": "validation_Art_1", "question": "Which colour? <image 1>", "options": "['red', 'blue']",
+           "answer": "A", "question_type": "multiple-choice", "image_1": "a.png"}
+    path = data / "validation.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    assert TASKS.get("mmmu")(data).load()  # the record is sound as written
+    path.write_text(json.dumps({**row, field: value}) + "\n")
+    refused(tmp_path, "mmmu", data, str(path), "record 0", f"field {field!r}")
+
+
+def tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- input images over the pixel limit ------------------------------------------------------------
+
+def test_image_over_the_pixel_limit_is_a_per_sample_error_naming_the_field(tmp_path, copy_of):
+    from PIL import Image
+
+    from lavida_bench.tasks.base import MAX_INPUT_PIXELS
+
+    data = copy_of("chartqa")
+    big = data / "test/png/human_001.png"
+    Image.new("1", (MAX_INPUT_PIXELS // 1000 + 1, 1000)).save(big)  # 1 bit per pixel: small file
+    outcome, _ = run(tmp_path, "chartqa", data)
+    bad = RunStore(tmp_path / "run").outputs("chartqa", "plain")["human/00001"]
+    assert bad["status"] == "error" and "'imgname'" in bad["error"] and "pixels" in bad["error"]
+    assert outcome.errors == 1

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from lavida_bench import runner
 from lavida_bench import store as store_module
+from lavida_bench.api import StoreError
 from lavida_bench.app import execute
-from lavida_bench.store import StoreError, read_jsonl
+from lavida_bench.store import read_jsonl
 from tests.reliability.fakes import PaintModel, make_config, write_items
 from tests.reliability.snapshot import snapshot
 
@@ -92,12 +94,20 @@ def test_real_enospc_is_not_masked_by_the_failing_close(tmp_path):
             writer.write({"id": "a", "text": "x" * 100})
 
 
-def test_unwritable_image_folder_names_the_path_and_resumes(tmp_path, data, reference):
+def test_unwritable_image_folder_names_the_path_and_resumes(tmp_path, data, reference, monkeypatch):
     out = tmp_path / "run"
-    (out / "images").mkdir(parents=True)
-    (out / "images/paint").write_text("a file where a folder must go")
+    original = runner.run_task_variant
+
+    def block_paint_images(cfg: Any, model: Any, task: Any, *rest: Any) -> Any:
+        if task.name == "paint":  # after the run folder and its manifest exist (a fresh folder must be empty)
+            (out / "images").mkdir(exist_ok=True)
+            (out / "images/paint").write_text("a file where a folder must go")
+        return original(cfg, model, task, *rest)
+
+    monkeypatch.setattr(runner, "run_task_variant", block_paint_images)
     with pytest.raises(StoreError, match=rf"cannot write {out}/images/paint/plain/s000.png"):
         execute(make_config(out, data), model=PaintModel(), progress=False)
+    monkeypatch.undo()
     assert len(read_jsonl(out / "records/echo/plain/outputs.jsonl")[0]) == N  # echo finished before
     (out / "images/paint").unlink()
     execute(make_config(out, data), model=PaintModel(), progress=False)
@@ -123,13 +133,13 @@ def mount_tiny_tmpfs(where: Path, size: str) -> bool:
 
 
 def test_really_full_filesystem(tmp_path, data, reference):
-    """A 64 KiB tmpfs (where this machine lets root mount one) fills up mid-run for real."""
+    """A 256 KiB tmpfs (where this machine lets root mount one) fills up mid-run for real."""
     disk = tmp_path / "disk"
-    if not mount_tiny_tmpfs(disk, "64k"):
+    if not mount_tiny_tmpfs(disk, "256k"):
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
     try:
         ballast = disk / "ballast"
-        ballast.write_bytes(b"\0" * (64 * 1024 - 12 * 1024))  # leave room for a few records only
+        ballast.write_bytes(b"\0" * (256 * 1024 - 12 * 1024))  # leave room for a few records only
         out = disk / "run"
         with pytest.raises(StoreError, match=rf"{out}/\S+: No space left on device"):
             execute(make_config(out, data), model=PaintModel(), progress=False)

@@ -28,10 +28,10 @@ def test_slow_rank_sees_the_same_finished_set(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "barrier", lambda world: sync.wait())
     read_finished = RunStore.finished_ids
 
-    def slow_on_rank1(self, task, variant):
+    def slow_on_rank1(self, task, variant, *samples):
         if threading.current_thread().name == "rank1":
             time.sleep(0.5)  # rank 0 would have written all its records by now
-        return read_finished(self, task, variant)
+        return read_finished(self, task, variant, *samples)
 
     monkeypatch.setattr(RunStore, "finished_ids", slow_on_rank1)
     model = SeededModel()

@@ -1,5 +1,6 @@
 """Run folders built by hand for the report tests: manifest, output and score records, images,
-metrics.json (aggregated with lavida_bench.stats, the functions the tasks use) and speed rows.
+metrics.json (aggregated with lavida_bench.stats, the functions the tasks use, each metric with
+its task's declared facts, and the run's trust facts from lavida_bench.trust) and speed rows.
 
 Aggregators here are written out per benchmark so the expected numbers in the tests can be
 checked by hand; they mirror the shapes of the real tasks' metrics (plain means, per-group
@@ -14,10 +15,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.tasks.base import Metric
 from PIL import Image
 
+from lavida_bench.api import Metric, MetricSpec
+from lavida_bench.backends import OFFICIAL
+from lavida_bench.model.config import LavidaConfig
+from lavida_bench.scoring import METRICS_FORMAT
 from lavida_bench.stats import macro_metric, mean_metric
+from lavida_bench.tasks import TASKS
+from lavida_bench.trust import trust_facts
+
+DEFAULT_SPEC = MetricSpec("*", "higher", "0-1", "mean")  # tasks the registry does not know
 
 Aggregator = Callable[[list[Mapping[str, Any]]], dict[str, Metric]]
 CAPABILITY = {"geneval": "generate", "dpg_bench": "generate", "fid30k": "generate", "imgedit": "edit",
@@ -75,9 +83,9 @@ def base_manifest(tasks: list[str], variants: dict[str, list[str]], seed: int = 
         "seed": seed, "world_size": 1, "git": "abc123",
         "versions": {"torch": "2.14.1"},
         "device": {"device": "cpu", "platform": "test"},
-        "model": {"name": "lavida_o", "weights": {"sha256": f"w{seed}"}},
-        "backends": {"detector": {"name": "mask2former", "standin": False, "sha256": "d1", "path": f"/w/{seed}"},
-                     "judge": {"name": "gpt-4o", "standin": False}},
+        "model": {"name": "lavida_o", "weights": {"sha256": f"w{seed}"}, "config": LavidaConfig.official().summary()},
+        "backends": {kind: {"name": name, "standin": False, "official": True, "official_choice": name,
+                            "sha256": f"{kind}1", "path": f"/w/{seed}/{kind}"} for kind, name in OFFICIAL.items()},
         "tasks": [{"name": t, "version": "1", "capability": CAPABILITY.get(t, "understand"),
                    "options": {}, "data_dir": f"/data/{seed}/{t}",
                    "data": {"path": f"/data/{seed}/{t}", "files": {"meta.json": {"sha256": "m1", "size": 3}}}}
@@ -92,7 +100,7 @@ def base_manifest(tasks: list[str], variants: dict[str, list[str]], seed: int = 
                          "plan_reflect": {"plan": True, "reflect_rounds": 3, "steps": None},
                          "steps1": {"plan": False, "reflect_rounds": 1, "steps": 1},
                          "steps4": {"plan": False, "reflect_rounds": 1, "steps": 4}},
-            "backends": {"detector": "mask2former", "detector_path": f"/w/{seed}", "judge": "openai"},
+            "backends": {**OFFICIAL, "detector_path": f"/w/{seed}"},
         },
     }
 
@@ -132,15 +140,18 @@ def write_run(root: Path, samples: dict[str, dict[str, list[dict[str, Any]]]], *
             write_jsonl(d / "scores.jsonl", scores)
             ok = [s["scores"] for s in scores]
             n_err = sum(1 for o in outputs if o["status"] == "error")
+            spec = TASKS.get(task).spec if task in TASKS else None
             metrics.setdefault(task, {})[variant] = {
-                "metrics": {k: m.to_json() for k, m in aggs[task](ok).items()},
+                "metrics": {k: m.to_json(spec(k) if spec else DEFAULT_SPEC, k) for k, m in aggs[task](ok).items()},
                 "counts": {"samples": len(rows), "generated": len(rows) - n_err, "generation_errors": n_err,
                            "missing": 0, "scored": len(ok), "scoring_errors": 0}}
     manifest = base_manifest(list(samples), {t: list(v) for t, v in samples.items()}, seed)
     if manifest_edit:
         manifest_edit(manifest)
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    notes = {t: {"evaluators": list(TASKS.get(t).evaluators) if t in TASKS else []} for t in metrics}
+    doc = {"format": METRICS_FORMAT, "trust": trust_facts(manifest, metrics, notes), "tasks": metrics}
+    (root / "metrics.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
     if speed_rows is not None:
         (root / "speed").mkdir(exist_ok=True)
         (root / "speed" / "grounding.json").write_text(json.dumps(speed_rows))

@@ -86,7 +86,7 @@ def golden_samples() -> dict[str, dict[str, list[dict[str, Any]]]]:
 
 
 def standin_manifest(manifest: dict[str, Any]) -> None:
-    manifest["backends"] = {"detector": {"name": "standin", "standin": True}}
+    manifest["backends"]["detector"] = {"name": "standin", "standin": True, "official": False, "official_choice": "mmdet"}
 
 
 def write_golden(root: Path, standin: bool = False) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from lavida_bench.reports import compare, exit_code
 from lavida_bench.reports.compare import BETTER, SAME, WORSE
 from lavida_bench.reports.load import load_run
-from lavida_bench.reports.paired import Estimator, find_estimator, paired_difference
+from lavida_bench.reports.paired import Estimator, estimator_for, paired_difference
 
 from tests.reports.builder import write_run
 
@@ -38,7 +38,7 @@ def draw(seed: int) -> list[float]:
 
 
 def grounding_run(root: Path, correct: list[float], seed: int = 0, **kw: Any) -> Path:
-    fid = {"plain": [{"id": f"f{i}", "scores": {"features": "AAAA"}} for i in range(4)]}
+    fid = {"plain": [{"id": f"f{i}", "scores": {"features": "AAAA"}} for i in range(120)]}  # FID min_n: 100
     return write_run(root, {"refcoco": {"steps1": refcoco_rows(correct, kw.pop("prompts", None))},
                             "fid30k": fid}, seed=seed, **kw)
 
@@ -122,12 +122,12 @@ def test_incomparable_runs_are_refused_with_every_difference(tmp_path: Path):
     text = "\n".join(result.differences)
     assert "task refcoco: version '1' (base) vs '2' (new)" in text
     assert "task refcoco: options.splits" in text
-    assert "evaluator fingerprints.detector.sha256: 'd1' (base) vs 'other-weights' (new)" in text
+    assert "evaluator fingerprints.detector.sha256: 'detector1' (base) vs 'other-weights' (new)" in text
     assert "config variants.steps1.steps: 1 (base) vs 2 (new)" in text
     assert "config.model.dtype: 'float32' (base) vs 'bfloat16' (new)" in text
     assert "refcoco/steps1: prompts differ for 1 shared sample(s), e.g. s003" in text
     assert len(result.differences) == 6
-    assert "Comparison refused" in result.to_markdown() and '"refused": true' in result.to_json()
+    assert "REFUSED (exit 2)" in result.to_markdown() and '"refused": true' in result.to_json()
 
 
 def test_what_may_differ_does_not_refuse(tmp_path: Path):
@@ -153,19 +153,19 @@ def test_paired_interval_agrees_with_an_independent_bootstrap(tmp_path: Path):
     assert overall.n == 200
 
 
-def test_estimator_recovers_macro_and_group_metrics(tmp_path: Path):
+def test_estimator_is_the_declared_decomposition(tmp_path: Path):
+    """metrics.json says how each metric decomposes into per-sample scores (no guessing)."""
     from tests.reports.golden import write_golden
 
     run = load_run(write_golden(tmp_path / "g"))
     scores = run.ok_scores("geneval", "plain")
-    overall = find_estimator("overall", (run.metric("geneval", "plain", "overall"), scores))
-    assert overall == Estimator("correct", macro_field="tag")  # micro would give 19/30, not 0.55
-    pos = find_estimator("position", (run.metric("geneval", "plain", "position"), scores))
-    assert pos == Estimator("correct", group_field="tag", group_value="position")
+    overall = estimator_for(run.metric("geneval", "plain", "overall"))
+    assert overall == Estimator("correct", macro="tag")  # micro would give 19/30, not 0.55
+    assert estimator_for(run.metric("geneval", "plain", "position")) == Estimator("correct", where=(("tag", "position"),))
     ref = load_run(grounding_run(tmp_path / "r", draw(10)))
-    split = find_estimator("acc/refcoco/testA", (ref.metric("refcoco", "steps1", "acc/refcoco/testA"),
-                                                 ref.ok_scores("refcoco", "steps1")))
-    assert split == Estimator("correct", group_field="split", group_value="refcoco/testA")
+    split = estimator_for(ref.metric("refcoco", "steps1", "acc/refcoco/testA"))
+    assert split == Estimator("correct", where=(("split", "refcoco/testA"),))
+    assert estimator_for(ref.metric("fid30k", "plain", "fid")) is None  # a corpus statistic
     # paired macro difference = difference of the macro means: plan 0.80 vs plain 0.55
     d = paired_difference(overall, scores, run.ok_scores("geneval", "plan"))
     assert (d.base, d.new, d.delta, d.n) == (pytest.approx(0.55), pytest.approx(0.8), pytest.approx(0.25), 30)
@@ -178,17 +178,8 @@ def test_write_comparison_files(tmp_path: Path):
     new = [0.0 if i >= N_PER_SPLIT else c for i, c in enumerate(base)]
     result = compare(grounding_run(tmp_path / "a", base), grounding_run(tmp_path / "b", new))
     md, js, page = write_comparison(result, tmp_path / "out")
-    assert "**Regressions (gated):**" in md.read_text()
+    assert "FAIL (exit 1): 2 gated regression(s)" in md.read_text()
     data = json.loads(js.read_text())
     assert data["exit_code"] == 1 and "refcoco:steps1:acc/refcoco/testA" in data["regressions"]
     text = page.read_text()
     assert text.startswith("<!doctype html>") and "WORSE" in text and "base run:" in text
-
-
-def test_a_field_matching_by_accident_is_ruled_out_by_the_other_run():
-    """An all-zero timing field reproduces an all-zero accuracy in one run, not in the other."""
-    zeros = {f"s{i}": {"latency_s": 0.0, "correct": 0.0} for i in range(4)}
-    half = {f"s{i}": {"latency_s": 0.0, "correct": float(i < 2)} for i in range(4)}
-    stored0, stored_half = {"value": 0.0, "n": 4}, {"value": 0.5, "n": 4}
-    assert find_estimator("acc", (stored0, zeros)) == Estimator("latency_s")  # ambiguous alone
-    assert find_estimator("acc", (stored0, zeros), (stored_half, half)) == Estimator("correct")

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from lavida_bench.reports import write_report
 from lavida_bench.reports.gallery import PRED, TRUTH, grounding_panels
-from lavida_bench.reports.summary import not_meaningful
 from PIL import Image
 
 from tests.reports.builder import write_run
@@ -56,9 +55,9 @@ def test_markdown_and_html_sections(report: Path):
                     "### ChartQA", "## What planning and reflection buy and cost", "### Speed (speed suite)",
                     "## Plots", "## Gallery"):
         assert heading in md
-    assert "**Not meaningful:** stand-in evaluator backends: detector" in md
+    assert "**Not comparable with the paper's numbers:** geneval: stand-in detector (shapes world only)" in md
     page = (report / "report.html").read_text()
-    for section in ("not-meaningful", "benchmarks", "planning", "speed", "plots", "gallery", "manifest"):
+    for section in ("trust", "benchmarks", "planning", "speed", "plots", "gallery", "manifest"):
         assert f"id='{section}'" in page
     assert "round 1: incorrect" in page and "the cat is missing" in page  # reflection rounds + verdicts
     assert "planned boxes in blue" in page
@@ -75,11 +74,35 @@ def test_report_never_changes_the_run_records(tmp_path: Path):
     assert (tmp_path / "out" / "report.html").is_file() and not (run / "report.html").exists()
 
 
-def test_banner_only_for_meaningless_numbers():
-    assert not_meaningful({"backends": {"vqa": {"standin": True}}}) == ["stand-in evaluator backends: vqa"]
-    assert not_meaningful({"model": {"name": "constant"}}) == ["constant reference baseline (not a real model)"]
-    assert not_meaningful({"model": {"name": "lavida_o", "random_weights": True}}) == ["model with random weights"]
-    assert not_meaningful({"model": {"name": "lavida_o"}, "backends": {"vqa": {"standin": False}}}) == []
+def test_banner_only_when_the_trust_facts_say_so(tmp_path: Path):
+    """The banner shows the trust facts scoring stored; a comparable run has none."""
+    run = write_run(tmp_path / "ok", {k: v for k, v in golden_samples().items() if k in ("chartqa",)})
+    write_report(run)
+    assert "Not comparable" not in (run / "report.md").read_text()
+    assert "id='trust'" not in (run / "report.html").read_text()
+
+
+def test_diagnostics_have_their_own_table_and_deltas_follow_the_direction(report: Path, tmp_path: Path):
+    """latency_s and parse-failure rates leave the accuracy table; FID above the paper is worse."""
+    from lavida_bench.tasks import TASKS
+    from lavida_bench.tasks.base import aggregate_declared
+
+    rows = [{"id": f"r{i}", "scores": {"split": "refcoco/val", "correct": float(i % 2), "iou": 0.5, "parse_failure": 0,
+                                       "latency_s": 0.1 * i, "steps": 1}} for i in range(40)]
+    real = {"refcoco": lambda scores: aggregate_declared(TASKS.get("refcoco").metrics, scores)}
+    run = write_run(tmp_path / "ref", {"refcoco": {"steps1": rows}}, aggregators=real)
+    write_report(run)
+    tables = {t["key"]: t for t in json.loads((report / "report" / "tables.json").read_text())}
+    tables |= {t["key"]: t for t in json.loads((run / "report" / "tables.json").read_text())}
+    refcoco = [r["metric"] for r in tables["refcoco"]["records"]]
+    assert "latency_s" not in refcoco and "parse_failure_rate" not in refcoco and "acc/refcoco/val" in refcoco
+    diag = {r["metric"]: r for r in tables["refcoco_diagnostics"]["records"]}
+    assert diag["latency_s"]["direction"] == "diagnostic" and diag["latency_s"]["units"] == "seconds"
+    fid = next(r for r in tables["fid30k"]["records"] if r["variant"] == "plain")
+    assert fid["diff"] > 0 and any("(worse)" in c for row in tables["fid30k"]["rows"] for c in row)
+    assert any("Lavida-O paper (Li et al., arXiv 2509.19244), GenEval results table" in n
+               for n in tables["geneval"]["notes"])
+    assert not any("project brief" in n for t in tables.values() for n in t["notes"])
 
 
 def test_grounding_panel_draws_truth_and_prediction():

@@ -8,13 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
+
+from lavida_bench.api import DataError
 from lavida_bench.reports.costs import cost_tables
 from lavida_bench.reports.load import load_run
 from lavida_bench.reports.published import parse_published, published_entries
 from lavida_bench.reports.table import latex_escape, to_csv, to_latex, to_markdown
 from lavida_bench.reports.tables import benchmark_tables
-from lavida_bench.tasks.base import DataError
-
 from tests.reports.golden import write_golden
 
 
@@ -35,7 +35,8 @@ def ci(run, task: str, variant: str, metric: str, scale: float, digits: int) -> 
 
 
 def test_every_benchmark_has_a_table_in_paper_order(tables):
-    assert list(tables) == ["geneval", "dpg_bench", "fid30k", "imgedit", "refcoco", "mmmu", "chartqa"]
+    assert [k for k in tables if not k.endswith("_diagnostics")] == ["geneval", "dpg_bench", "fid30k", "imgedit",
+                                                                     "refcoco", "mmmu", "chartqa"]
 
 
 def test_geneval_table_exact(run, tables):
@@ -49,8 +50,9 @@ def test_geneval_table_exact(run, tables):
         ["Position", f"0.30 {c('plain', 'position')} n=10", "–", "–",
          f"0.70 {c('plan', 'position')} n=10", "–", "–", f"0.80 {c('plan_reflect', 'position')} n=10", "–", "–"],
         # macro overall: (0.8 + 0.3) / 2, (0.9 + 0.7) / 2, (1.0 + 0.8) / 2 against 0.77 / 0.85 / 0.89
-        ["Overall", f"0.55 {c('plain', 'overall')} n=30", "0.77", "-0.22",
-         f"0.80 {c('plan', 'overall')} n=30", "0.85", "-0.05", f"0.90 {c('plan_reflect', 'overall')} n=30", "0.89", "+0.01"],
+        ["Overall", f"0.55 {c('plain', 'overall')} n=30", "0.77", "-0.22 (worse)",
+         f"0.80 {c('plan', 'overall')} n=30", "0.85", "-0.05 (worse)", f"0.90 {c('plan_reflect', 'overall')} n=30",
+         "0.89", "+0.01 (better)"],
         ["samples scored / total (errors)", "30 / 30 (0 errors)", "", "", "30 / 30 (0 errors)", "", "",
          "30 / 30 (0 errors)", "", ""],
     ]
@@ -60,8 +62,8 @@ def test_refcoco_table_in_percent_with_paper_numbers(tables):
     t = tables["refcoco"]
     assert t.header == ["metric", "1 step", "paper", "Δ", "4 steps", "paper", "Δ"]
     values = [[row[0]] + [cell.split(" [")[0] for cell in row[1:]] for row in t.rows[:-1]]
-    assert values == [["RefCOCO val", "90.0", "91.9", "-1.9", "100.0", "92.3", "+7.7"],
-                      ["RefCOCOg test", "80.0", "89.8", "-9.8", "100.0", "90.6", "+9.4"],
+    assert values == [["RefCOCO val", "90.0", "91.9", "-1.9 (worse)", "100.0", "92.3", "+7.7 (better)"],
+                      ["RefCOCOg test", "80.0", "89.8", "-9.8 (worse)", "100.0", "90.6", "+9.4 (better)"],
                       ["all splits", "86.7", "–", "–", "100.0", "–", "–"]]
 
 
@@ -69,15 +71,17 @@ def test_other_benchmarks_headline_rows(tables):
     def row(key: str, label: str) -> list[str]:
         return next(r for r in tables[key].rows if r[0] == label)
 
-    assert row("dpg_bench", "Overall")[1].startswith("62.5 [") and row("dpg_bench", "Overall")[2:] == ["81.8", "-19.3"]
+    assert row("dpg_bench", "Overall")[1].startswith("62.5 [") and row("dpg_bench", "Overall")[2:] == ["81.8", "-19.3 (worse)"]
     assert row("dpg_bench", "Entity")[1].startswith("75.0 [")
-    assert row("fid30k", "FID") == ["FID", "12.50 [11.00, 14.00] n=4", "6.68", "+5.82"]
-    assert "lower is better" in tables["fid30k"].notes
-    assert row("imgedit", "Overall")[1:] == [row("imgedit", "Overall")[1], "3.80", "+0.20"]
-    assert row("imgedit", "Overall")[1].startswith("4.00 [") and row("imgedit", "Remove")[2:] == ["4.05", "+0.45"]
+    # FID above the paper's is worse (lower is better): the sign says up, the word says worse
+    assert row("fid30k", "FID") == ["FID", "12.50 [11.00, 14.00] n=4", "6.68", "+5.82 (worse)"]
+    assert "units: FID; lower is better" in tables["fid30k"].notes
+    assert tables["fid30k"].classes[0][-1] == "worse"
+    assert row("imgedit", "Overall")[1:] == [row("imgedit", "Overall")[1], "3.80", "+0.20 (better)"]
+    assert row("imgedit", "Overall")[1].startswith("4.00 [") and row("imgedit", "Remove")[2:] == ["4.05", "+0.45 (better)"]
     assert [r[0] for r in tables["imgedit"].rows] == ["Add", "Remove", "Overall", "samples scored / total (errors)"]
-    assert row("mmmu", "Overall")[1].startswith("75.0 [") and row("mmmu", "Overall")[2:] == ["45.1", "+29.9"]
-    assert row("chartqa", "Overall")[2:] == ["80.0", "-5.0"]
+    assert row("mmmu", "Overall")[1].startswith("75.0 [") and row("mmmu", "Overall")[2:] == ["45.1", "+29.9 (better)"]
+    assert row("chartqa", "Overall")[2:] == ["80.0", "-5.0 (worse)"]
     assert [r[0] for r in tables["chartqa"].rows][:3] == ["Human", "Augmented", "Overall"]
 
 
@@ -114,7 +118,7 @@ def test_machine_forms_carry_values_cis_counts_and_sources(tables):
     assert int(overall["n"]) == 30
     assert float(overall["published"]) == 0.85
     assert float(overall["diff"]) == pytest.approx(-0.05)
-    assert overall["published_source"] == "paper (benchmarks.md §1.5)"
+    assert overall["published_source"] == "Lavida-O paper (Li et al., arXiv 2509.19244), GenEval results table"
     single = next(r for r in rows if r["variant"] == "plain" and r["metric"] == "single_object")
     assert single["published"] == "" and single["diff"] == ""
     data = json.loads(json.dumps(t.to_json()))
@@ -152,9 +156,17 @@ def test_planning_cost_table_from_traces(run):
 def test_bad_metrics_file_names_file_task_and_field(tmp_path: Path):
     root = write_golden(tmp_path / "run")
     metrics = json.loads((root / "metrics.json").read_text())
-    del metrics["geneval"]["plan"]["metrics"]["overall"]["ci_low"]
+    del metrics["tasks"]["geneval"]["plan"]["metrics"]["overall"]["ci_low"]
+    del metrics["tasks"]["geneval"]["plan"]["metrics"]["overall"]["direction"]
     (root / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(DataError, match=r"metrics.json: geneval/plan: metric 'overall': missing field\(s\) ci_low"):
+    with pytest.raises(DataError, match=r"metrics.json: geneval/plan: metric 'overall': missing field\(s\) ci_low, direction"):
+        load_run(root)
+    metrics["tasks"]["geneval"]["plan"]["metrics"]["overall"].update(ci_low=float("nan"), direction="higher")
+    (root / "metrics.json").write_text(json.dumps(metrics))  # Python writes NaN: not JSON
+    with pytest.raises(DataError, match="metrics.json: not valid JSON.*NaN"):
+        load_run(root)
+    (root / "metrics.json").write_text(json.dumps(metrics["tasks"]).replace("NaN", "null"))  # the old format
+    with pytest.raises(DataError, match="not a lavida-bench/metrics/2 document.*lavida-bench score"):
         load_run(root)
     (root / "metrics.json").write_text("{not json")
     with pytest.raises(DataError, match="metrics.json: not valid JSON"):
@@ -165,8 +177,8 @@ def test_published_numbers_each_have_a_described_source():
     entries = published_entries()
     assert len(entries) > 40
     lavida = {(p.benchmark, p.metric, p.variant): p.value for p in entries if p.model == "Lavida-O"}
-    assert lavida[("geneval", "overall", "plan_reflect")] == 0.89  # benchmarks.md §1.5
-    assert lavida[("refcoco", "acc/refcoco/val", "steps4")] == 92.3  # benchmarks.md §5.5
+    assert lavida[("geneval", "overall", "plan_reflect")] == 0.89  # arXiv 2509.19244, GenEval table
+    assert lavida[("refcoco", "acc/refcoco/val", "steps4")] == 92.3  # arXiv 2509.19244, RefCOCO table
     with pytest.raises(DataError, match="entry 0: source 'blog' is not described"):
         parse_published({"sources": {}, "entries": [{"benchmark": "x", "metric": "m", "model": "M",
                                                      "variant": None, "value": 1, "source": "blog",

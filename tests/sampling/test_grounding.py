@@ -72,7 +72,7 @@ def step_logits(argmax: list[int], heights: list[float], vocab: int = 12) -> lis
 
 def test_one_step_is_one_call_over_full_vocabulary():
     fn = Sequenced([step_logits([3, 11, 0, 7], [1.0, 2.0, 3.0, 4.0])])
-    out, trace = decode_positions(fn, 2, 4, steps=1, mask_id=MASK)
+    out, trace = decode_positions(fn, torch.full((2, 4), MASK), steps=1, mask_id=MASK)
     assert len(fn.calls) == trace.nfe == 1
     assert out.tolist() == [[3, 11, 0, 7]] * 2  # token 11 is past every LOC id here: kept as is
     assert fn.calls[0].tolist() == [[MASK] * 4] * 2
@@ -83,20 +83,20 @@ def test_two_steps_commit_two_by_raw_logit():
         step_logits([1, 2, 3, 4], [5.0, 1.0, 7.0, 3.0]),
         step_logits([8, 5, 6, 7], [1.0, 1.0, 1.0, 1.0]),
     ])
-    out, trace = decode_positions(fn, 1, 4, steps=2, mask_id=MASK)
+    out, trace = decode_positions(fn, torch.full((1, 4), MASK), steps=2, mask_id=MASK)
     # call 1 commits the two highest raw logits (positions 2 and 0) into the next input
     assert fn.calls[1].tolist() == [[1, MASK, 3, MASK]]
     assert trace.nfe == 2
     assert out.tolist() == [[8, 5, 6, 7]]  # release: the last pass's argmax at every slot
     fn.calls.clear()
-    committed, _ = decode_positions(fn, 1, 4, steps=2, mask_id=MASK, final="committed")
+    committed, _ = decode_positions(fn, torch.full((1, 4), MASK), steps=2, mask_id=MASK, final="committed")
     assert committed.tolist() == [[1, 5, 3, 7]]
 
 
 def test_three_steps_commit_ceil_remaining_over_steps_left():
     heights = [2.0, 4.0, 1.0, 3.0]
     fn = Sequenced([step_logits([1, 2, 3, 4], heights)] * 3)
-    out, trace = decode_positions(fn, 1, 4, steps=3, mask_id=MASK, final="committed")
+    out, trace = decode_positions(fn, torch.full((1, 4), MASK), steps=3, mask_id=MASK, final="committed")
     # ceil(4/3)=2 (positions 1, 3), ceil(2/2)=1 (position 0), then the last one
     masked = [[p for p, v in enumerate(c[0].tolist()) if v == MASK] for c in fn.calls]
     assert masked == [[0, 1, 2, 3], [0, 2], [2]]
@@ -106,6 +106,6 @@ def test_three_steps_commit_ceil_remaining_over_steps_left():
 def test_bad_steps():
     fn = Sequenced([step_logits([1, 2, 3, 4], [1.0] * 4)] * 5)
     with pytest.raises(ValueError, match="steps"):
-        decode_positions(fn, 1, 4, steps=5, mask_id=MASK)
+        decode_positions(fn, torch.full((1, 4), MASK), steps=5, mask_id=MASK)
     with pytest.raises(ValueError, match="final"):
-        decode_positions(fn, 1, 4, steps=1, mask_id=MASK, final="first")
+        decode_positions(fn, torch.full((1, 4), MASK), steps=1, mask_id=MASK, final="first")

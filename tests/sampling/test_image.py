@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lavida_bench.model.sampling.guidance import guide_stacked
-from lavida_bench.model.sampling.image import sample_codes, sample_image
+from lavida_bench.model.sampling.image import ImageOptions, sample_codes, sample_image
 from lavida_bench.model.sampling.pmj import stratified_order
 from lavida_bench.model.sampling.schedules import transfer_counts
 
@@ -46,7 +46,7 @@ def reveal_sequence(calls: list[torch.Tensor], final: torch.Tensor, row: int = 0
 @pytest.mark.parametrize("policy", ["stratified", "mmada", "mask_git"])
 def test_each_masked_code_filled_once_with_exact_counts(policy):
     fn = Recorder(RowContent(length=N, vocab=4, n_ids=MASK + 1, seed=3))
-    codes, trace = sample_image(fn, 2, N, steps=6, policy=policy, mask_id=MASK, generators=generators(4, 5))
+    codes, trace = sample_image(fn, generators(4, 5), N, ImageOptions(steps=6, policy=policy, mask_id=MASK))
     counts = transfer_counts(N, 6, "shift", 5.0)
     assert trace.nfe == trace.steps == len(counts) == len(fn.calls)
     for row in range(2):
@@ -60,7 +60,7 @@ def test_each_masked_code_filled_once_with_exact_counts(policy):
 
 def test_stratified_follows_pmj_order():
     fn = Recorder(Scripted(torch.randn(N, 4)))
-    codes, _ = sample_image(fn, 1, N, steps=5, temperature=0.0, mask_id=MASK, generators=generators(0))
+    codes, _ = sample_image(fn, generators(0), N, ImageOptions(steps=5, temperature=0.0, mask_id=MASK))
     order = stratified_order(4, 42)
     start, expected = 0, []
     for k in transfer_counts(N, 5, "shift", 5.0):
@@ -75,10 +75,9 @@ def test_confidence_policies_reveal_most_probable_first(policy, alg_temp):
     perm = [5, 0, 12, 3, 9, 15, 1, 7, 10, 2, 14, 6, 11, 4, 13, 8]
     targets = [0.30 + 0.04 * perm[p] for p in range(N)]
     fn = Recorder(Scripted(logits_with_p0(targets)))
-    codes, _ = sample_image(
-        fn, 1, N, steps=N, schedule="linear", policy=policy, temperature=0.0, alg_temp=alg_temp,
-        mask_id=MASK, generators=generators(0),
-    )
+    options = ImageOptions(steps=N, schedule="linear", policy=policy, temperature=0.0, alg_temp=alg_temp,
+                           mask_id=MASK)
+    codes, _ = sample_image(fn, generators(0), N, options)
     # linear over 16 steps reveals one code per step, highest p0 first
     order = sorted(range(N), key=lambda p: -targets[p])
     assert reveal_sequence(fn.calls, codes) == [{p} for p in order]
@@ -106,8 +105,8 @@ def test_prefilled_codes_never_change():
     fn = Scripted(logits_with_p0([0.9] * N))  # argmax token is 0 everywhere
     init = torch.full((2, N), MASK)
     init[0, :4] = 3
-    codes, trace = sample_image(fn, 2, N, steps=4, policy="stratified", mask_id=MASK,
-                                generators=generators(1, 2), init=init)
+    codes, trace = sample_image(fn, generators(1, 2), N, ImageOptions(steps=4, policy="stratified", mask_id=MASK),
+                                init=init)
     assert codes[0, :4].tolist() == [3, 3, 3, 3]
     assert (codes != MASK).all()
     assert trace.nfe == 4  # longest row schedule: min(4, 16) steps
@@ -126,7 +125,7 @@ def test_batched_cfg_one_pass_per_step():
     def guided(codes):
         return guide_stacked(network(torch.cat([codes, codes])), scale=1.0)
 
-    codes, trace = sample_image(guided, 3, N, steps=4, temperature=0.0, mask_id=MASK, generators=generators(1, 2, 3))
+    codes, trace = sample_image(guided, generators(1, 2, 3), N, ImageOptions(steps=4, temperature=0.0, mask_id=MASK))
     # (1+1)*[1, 2] - [0, 3] = [2, 1]: guidance flips the argmax from token 1 to token 0
     assert codes.tolist() == [[0] * N] * 3
     assert rows_seen == [6] * 4 and trace.nfe == 4
@@ -135,12 +134,12 @@ def test_batched_cfg_one_pass_per_step():
 @pytest.mark.parametrize("policy", ["stratified", "mmada", "mask_git"])
 def test_row_output_independent_of_batch(policy):
     fn = RowContent(length=N, vocab=6, n_ids=MASK + 1, seed=2)
-    kwargs = dict(steps=5, policy=policy, temperature=1.0, mask_id=MASK)
-    batched, _ = sample_image(fn, 3, N, generators=generators(1, 2, 3), **kwargs)
-    alone, _ = sample_image(fn, 1, N, generators=generators(2), **kwargs)
-    first, _ = sample_image(fn, 2, N, generators=generators(2, 8), **kwargs)
+    options = ImageOptions(steps=5, policy=policy, temperature=1.0, mask_id=MASK)
+    batched, _ = sample_image(fn, generators(1, 2, 3), N, options)
+    alone, _ = sample_image(fn, generators(2), N, options)
+    first, _ = sample_image(fn, generators(2, 8), N, options)
     assert torch.equal(batched[1], alone[0]) and torch.equal(first[0], alone[0])
-    other, _ = sample_image(fn, 1, N, generators=generators(3), **kwargs)
+    other, _ = sample_image(fn, generators(3), N, options)
     assert torch.equal(batched[2], other[0])
 
 
@@ -148,8 +147,8 @@ def test_shape_errors():
     fn = Scripted(torch.zeros(8, 4))
     for n in (8, 36):  # not square / square of a non-power of two
         with pytest.raises(ValueError, match="power of two"):
-            sample_image(Scripted(torch.zeros(n, 4)), 1, n, mask_id=MASK, generators=generators(0))
-    codes, _ = sample_image(fn, 1, 8, steps=3, policy="mmada", mask_id=MASK, generators=generators(0))
+            sample_image(Scripted(torch.zeros(n, 4)), generators(0), n, ImageOptions(mask_id=MASK))
+    codes, _ = sample_image(fn, generators(0), 8, ImageOptions(steps=3, policy="mmada", mask_id=MASK))
     assert (codes != MASK).all()
     with pytest.raises(ValueError, match="unknown policy"):
-        sample_image(fn, 1, 8, policy="halton", mask_id=MASK, generators=generators(0))
+        sample_image(fn, generators(0), 8, ImageOptions(policy="halton", mask_id=MASK))

@@ -5,7 +5,7 @@ from lavida_bench.model.sampling.pmj import stratified_order
 
 
 def test_release_vectors():
-    # lavida-o-model.md §6.2.1 / §10
+    # computed from the release's LaVida-O llava/eval/pmj.py:17-109 (n=64, seed 42)
     assert stratified_order(64, 42)[:16] == (
         2959, 424, 3813, 66, 1725, 312, 1686, 3251, 2268, 1771, 88, 2302, 2220, 1737, 3222, 3521,
     )

@@ -5,13 +5,13 @@ import pytest
 
 from lavida_bench.model.sampling.schedules import temperature_schedule, transfer_counts
 
-# lavida-o-model.md §10 (printed in the release's Demo cells 6 and 11)
+# printed in the release's Demo.ipynb cells 6 and 11 (LaVida-O)
 SHIFT5_4096_64 = [
     13, 14, 13, 14, 15, 15, 15, 15, 16, 17, 17, 17, 18, 19, 19, 19, 21, 21, 21, 23, 23, 24, 25, 25,
     27, 28, 28, 30, 31, 32, 33, 35, 36, 38, 40, 41, 44, 45, 48, 49, 53, 55, 59, 61, 65, 69, 73, 77,
     83, 88, 94, 101, 109, 116, 126, 137, 148, 162, 177, 195, 216, 240, 267, 301,
 ]
-# lavida-o-model.md §10 (computed there from the release's algorithm)
+# computed from the release's algorithm (LaVida-O generate.py:54-111) with shift 7
 SHIFT7_4096_64 = [
     10, 9, 10, 10, 10, 11, 11, 11, 12, 12, 12, 13, 13, 14, 14, 15, 15, 15, 17, 16, 18, 18, 18, 20,
     20, 21, 22, 23, 24, 25, 26, 27, 29, 30, 32, 33, 35, 37, 39, 41, 44, 46, 49, 53, 56, 60, 64, 69,

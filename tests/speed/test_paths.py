@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lavida_bench.model.pipeline import LavidaPipeline
 
-from lavida_bench.protocol import Options, Request
+from lavida_bench.api import Options, Request
+from lavida_bench.model.pipeline import LavidaPipeline
 from lavida_bench.speed.baselines import (
     BOX_TOKENS,
     AutoregressiveLavida,
@@ -44,7 +44,7 @@ def test_prefix_cache_off_gives_the_same_tokens_with_one_prefix_per_step(pipe: L
     with swapped_network(pipe, RecomputePrefix(net)), record_passes(net) as off:
         recomputed = pipe.understand(reqs)
     assert [r.text for r in cached] == [r.text for r in recomputed]
-    # block = min(128, 8) = 8, one step per token (§6.1): 8 answer passes
+    # block = min(128, 8) = 8, one step per token (generate.py:217-390): 8 answer passes
     assert (on.prefix_encodings, on.network_passes) == (1, 1 + TOKENS)
     assert (off.prefix_encodings, off.network_passes) == (TOKENS, 2 * TOKENS)
     assert pipe.net.__class__.__name__ == "LavidaNetwork"  # swapped back
@@ -108,7 +108,7 @@ def test_ar_batch_matches_single_rows(pipe: LavidaPipeline) -> None:
     """Right-padded rows decode as they would alone (each row keeps its own positions)."""
     ar = AutoregressiveLavida(pipe)
     reqs = [Request(f"g{i}", "ground", "the cat" + " here" * 3 * i, [noise_image((64, 48), i)]) for i in range(2)]
-    rows = [pipe.builder.row(grounding_prefix(r.prompt), pipe.builder.image_features([pipe._tiles(r.images[0])]))
+    rows = [pipe.builder.row(grounding_prefix(r.prompt), pipe.builder.image_features([pipe.parts.tiles(r.images[0])]))
             for r in reqs]
     together, _ = ar.decode(rows, BOX_TOKENS)
     alone = torch.cat([ar.decode([row], BOX_TOKENS)[0] for row in rows])

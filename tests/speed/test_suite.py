@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from lavida_bench.config import ConfigError, RunConfig, SpeedConfig, load_config
+from lavida_bench.api import ConfigError
+from lavida_bench.config import RunConfig, SpeedConfig, load_config
 from lavida_bench.speed import run_speed
 
 from .conftest import RESOLUTION, STEPS
@@ -65,7 +66,7 @@ def test_nfe_is_exact(result: tuple[dict[str, Any], Path]) -> None:
     understand = case(res, "understand")
     assert (understand["prefix_encodings"], understand["network_passes"]) == (1, TOKENS + 1)
     stages = case(res, f"plan_reflect@{RESOLUTION}")["stages"]
-    # plan: 64 tokens in blocks of 16, one per step + the prefix (§6.6); judge: 32 tokens + prefix
+    # plan: 64 tokens in blocks of 16, one per step + the prefix (predict_t2i_edit.py:706-808); judge: 32 tokens + prefix
     assert {k: v["nfe"] for k, v in stages.items()} == {"plan": 65, "draw1": STEPS, "judge1": 33,
                                                         "draw2": STEPS, "judge2": 33}
 
@@ -110,7 +111,7 @@ def test_harness_and_scoring_reported(result: tuple[dict[str, Any], Path]) -> No
 
 def test_speed_preset_is_valid_and_official() -> None:
     speed = load_config("speed").speed
-    assert speed.image_steps == 64 and speed.understand_tokens == 256  # lavida-o-model.md §6.1, §6.2.2
+    assert speed.image_steps == 64 and speed.understand_tokens == 256  # LaVida-O eval/run.sh, 1024_eval.yaml
     assert set(speed.cases) >= {"understand", "ground1", "ground4", "generate", "edit", "plan_reflect"}
 
 

@@ -5,27 +5,37 @@ so a scoring rule can be checked against numbers computed by hand.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from lavida_bench.backends import Backends, BackendsConfig
 from lavida_bench.tasks.base import ScoreContext
 
+
 def shared_data() -> Path:
     """The official metadata files next to the repository (`../shared/data`), as the project
     provides them; the workspace path is the fallback for a clone made elsewhere."""
-    for candidate in (Path(__file__).resolve().parents[2].parent / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
-    return candidate
+    candidates = (Path(__file__).resolve().parents[2].parent / "shared" / "data", Path("/work/shared/data"))
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 SHARED_DATA = shared_data()
+
+
+def shared_file(*parts: str) -> Path:
+    """A path under the official metadata folder, or skip the calling test naming what is missing
+    (a clone without `../shared/data`; CI has the folder and runs these tests)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path}, which is not there (official benchmark metadata, provided as "
+                    f"../shared/data next to the repository)")
+    return path
 
 
 @dataclass
@@ -80,12 +90,12 @@ class ScriptedJudge:
 
 
 def fake_backends(**kinds: Any) -> SimpleNamespace:
-    return SimpleNamespace(cfg=BackendsConfig(), **kinds)
+    return SimpleNamespace(cfg=BackendsConfig.standins(), **kinds)
 
 
 def standin_context(run_dir: Path, **cfg: Any) -> ScoreContext:
-    """The real `Backends` with every stand-in (the default config)."""
-    return ScoreContext(run_dir=run_dir, backends=Backends(BackendsConfig(**cfg)))
+    """The real `Backends` with every kind served by its stand-in, named as a user would."""
+    return ScoreContext(run_dir=run_dir, backends=Backends(replace(BackendsConfig.standins(), **cfg)))
 
 
 def store_image(run_dir: Path, image: Image.Image, name: str = "out.png") -> dict[str, Any]:

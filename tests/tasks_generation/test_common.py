@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from lavida_bench.protocol import Options
+from lavida_bench.api import DataError, Options, Sample, Variant
 from lavida_bench.tasks import TASKS
-from lavida_bench.tasks.base import DataError, Sample, Variant
-from lavida_bench.tasks.generation_fixtures import image_samples, parse_options
+from lavida_bench.tasks.generation import image_samples
+from lavida_bench.validate import parse_options
 
 NAMES = ("geneval", "dpg_bench", "fid30k", "imgedit")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_option_is_named(name):
-    with pytest.raises(DataError, match=r"unknown option 'bogus'"):
+    with pytest.raises(DataError, match=rf"tasks\.{name}\.options\.bogus: unknown key \(valid: "):
         TASKS.get(name)(None, {"bogus": 1})
 
 
@@ -23,8 +23,8 @@ def test_wrong_type_and_choice_are_reported_together():
     with pytest.raises(DataError) as err:
         parse_options(DpgOptions, {"protocol": "quad", "resolution": "big"}, "dpg_bench")
     text = str(err.value)
-    assert "option 'protocol': expected 'single' | 'grid', got 'quad'" in text
-    assert "option 'resolution': expected int or null, got 'big'" in text
+    assert "tasks.dpg_bench.options.protocol: expected 'single' | 'grid', got 'quad'" in text
+    assert "tasks.dpg_bench.options.resolution: expected int, got str 'big'" in text
 
 
 def test_range_check_becomes_data_error():

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lavida_bench.api import DataError, Sample, Variant
 from lavida_bench.backends import BackendsConfig
-from lavida_bench.backends.fid import fid_from_stats
-from lavida_bench.tasks.base import DataError, Sample, ScoreContext, Variant
-from lavida_bench.tasks.fid30k import (FID30k, FrechetToReference, decode_features, encode_features,
-                                       read_coco, read_mjhq)
-
+from lavida_bench.backends.fid import FrechetToReference, frechet_distance, stats_from_features
+from lavida_bench.tasks.base import ScoreContext
+from lavida_bench.tasks.fid30k import FID30k, decode_features, encode_features, read_coco, read_mjhq
 from tests.tasks_generation.fakes import standin_context, store_image
 
 
@@ -37,7 +36,7 @@ def test_frechet_matches_the_backend_distance_on_the_same_features():
     ref = rng.standard_normal((300, 8)) @ rng.standard_normal((8, 8))
     gen = rng.standard_normal((200, 8)) * 1.5 + 0.3
     mu, sigma = ref.mean(axis=0), np.cov(ref, rowvar=False)
-    assert FrechetToReference(mu, sigma)(gen) == pytest.approx(fid_from_stats(gen, mu, sigma), rel=1e-9)
+    assert FrechetToReference(mu, sigma)(gen) == pytest.approx(frechet_distance(*stats_from_features(gen), mu, sigma), rel=1e-9)
 
 
 def test_frechet_with_fewer_images_than_dimensions():
@@ -46,7 +45,7 @@ def test_frechet_with_fewer_images_than_dimensions():
     ref = rng.standard_normal((400, 40))
     gen = rng.standard_normal((12, 40)) + 0.5
     mu, sigma = ref.mean(axis=0), np.cov(ref, rowvar=False)
-    assert FrechetToReference(mu, sigma)(gen) == pytest.approx(fid_from_stats(gen, mu, sigma), rel=1e-6)
+    assert FrechetToReference(mu, sigma)(gen) == pytest.approx(frechet_distance(*stats_from_features(gen), mu, sigma), rel=1e-6)
 
 
 def test_features_round_trip_as_float32():
@@ -129,7 +128,7 @@ class CountingInception:
 def test_reference_statistics_are_computed_once(tmp_path):
     root = FID30k.make_fixture(tmp_path / "data")
     inception = CountingInception()
-    ctx = ScoreContext(tmp_path / "run", SimpleNamespace(cfg=BackendsConfig(), inception=inception))
+    ctx = ScoreContext(tmp_path / "run", SimpleNamespace(cfg=BackendsConfig.standins(), inception=inception))
     task = FID30k(root)
     for s in task.load()[:3]:
         task.score(s, store_image(ctx.run_dir, Image.new("RGB", (8, 8))), ctx)
@@ -163,3 +162,28 @@ def test_no_image_is_recorded_not_raised(tmp_path):
     sample = Sample("x", {"prompt": "p", "category": "food", "reference": "food/x.jpg"})
     assert FID30k(None).score(sample, {"image": None}, ScoreContext(tmp_path)) == {
         "category": "food", "features": None, "reason": "no image returned"}
+
+
+@pytest.mark.parametrize("n_images", [2, 40])  # the N x N route and the D x D route
+def test_reported_fid_refuses_what_the_backend_refuses(tmp_path, n_images):
+    """A reference covariance that is not PSD: frechet_distance (clean-fid 0.1.35) refuses its
+    square root; the reported FID-30k must refuse it with the same message, not clip it away."""
+    sigma = np.diag([1.0, -(1.1e-3) ** 2])
+    np.savez(tmp_path / "ref.npz", mu=np.zeros(2), sigma=sigma)
+    features = (np.array([[0.0, -1.0], [0.0, 1.0]]) if n_images == 2  # covariance diag(0, 2)
+                else exact_gaussian(n_images, np.zeros(2), np.ones(2)))  # covariance I
+    with pytest.raises(ValueError) as backend:
+        frechet_distance(*stats_from_features(features), np.zeros(2), sigma)
+    record = {"inception": "standin", "inception_mode": None, "reference": str(tmp_path / "ref.npz"),
+              "reference_sha256": "1"}
+    scores = [{**record, "features": encode_features(f)} for f in features]
+    with pytest.raises(DataError) as reported:
+        FID30k(None).aggregate(scores)
+    assert "imaginary component" in str(backend.value) and str(backend.value) in str(reported.value)
+
+
+def test_round_off_within_clean_fids_tolerance_is_taken_as_real(tmp_path):
+    sigma = np.diag([1.0, -(0.9e-3) ** 2])
+    features = np.random.default_rng(0).standard_normal((40, 2))
+    expected = frechet_distance(*stats_from_features(features), np.zeros(2), sigma)
+    assert FrechetToReference(np.zeros(2), sigma)(features) == pytest.approx(expected, rel=1e-6)

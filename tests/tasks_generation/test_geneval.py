@@ -3,20 +3,29 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lavida_bench.protocol import Options
-from lavida_bench.tasks.base import DataError, Sample, ScoreContext, Variant
+from lavida_bench.api import DataError, Options, Sample, Variant
+from lavida_bench.tasks.base import ScoreContext
 from lavida_bench.tasks.generation_fixtures import GENEVAL_SCENES, Placed, render
-from lavida_bench.tasks.geneval import (Found, GenEval, color_crop, evaluate, keep_detections,
-                                        read_metadata, relative_position)
+from lavida_bench.tasks.geneval import (
+    Found,
+    GenEval,
+    color_crop,
+    evaluate,
+    keep_detections,
+    read_metadata,
+    relative_position,
+)
+from tests.tasks_generation.fakes import Det, ScriptedDetector, fake_backends, shared_file, standin_context, store_image
 
-from tests.tasks_generation.fakes import SHARED_DATA, Det, ScriptedDetector, fake_backends, standin_context, store_image
 
-OFFICIAL = SHARED_DATA / "geneval" / "evaluation_metadata.jsonl"
+def official() -> Path:
+    return shared_file("geneval", "evaluation_metadata.jsonl")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -24,14 +33,14 @@ OFFICIAL = SHARED_DATA / "geneval" / "evaluation_metadata.jsonl"
 
 
 def test_official_metadata_counts():
-    prompts = read_metadata(OFFICIAL)
+    prompts = read_metadata(official())
     assert len(prompts) == 553
     assert Counter(p["tag"] for p in prompts) == {"single_object": 80, "two_object": 99, "counting": 80,
                                                   "colors": 94, "position": 100, "color_attr": 100}
 
 
 def test_official_load_ids_and_images_per_prompt(tmp_path):
-    (tmp_path / "evaluation_metadata.jsonl").symlink_to(OFFICIAL)
+    (tmp_path / "evaluation_metadata.jsonl").symlink_to(official())
     assert [s.id for s in GenEval(tmp_path).load()[:2]] == ["00000/0", "00001/0"]
     samples = GenEval(tmp_path, {"images_per_prompt": 4}).load()
     assert len(samples) == 553 * 4
@@ -84,6 +93,25 @@ def test_best_first_and_at_most_16_per_class():
     kept = keep_detections(dets, "single_object")["cup"]
     assert len(kept) == 16
     assert kept[0].score == pytest.approx(0.50) and kept[-1].score == pytest.approx(0.35)
+
+
+def test_threshold_is_compared_in_float32():
+    """evaluate_images.py compares mmdet's float32 score array with 0.3: a score of exactly
+    float32(0.3) (0.3000000119 as a Python float) is not above it; the next float32 up is."""
+    at = float(np.float32(0.3))
+    above = float(np.nextafter(np.float32(0.3), np.float32(1)))
+    kept = keep_detections([Det("cup", at), Det("cup", above)], "two_object")
+    assert [f.score for f in kept["cup"]] == [above]
+
+
+def test_ties_put_the_later_detection_first():
+    """np.argsort(scores)[::-1]: of tied detections the later one comes first, so a count-1
+    clause looks at the later box and the 16 cap drops the earliest."""
+    first, best, later = (0.0, 0.0, 1.0, 1.0), (2.0, 0.0, 3.0, 1.0), (4.0, 0.0, 5.0, 1.0)
+    kept = keep_detections([Det("cup", 0.5, first), Det("cup", 0.7, best), Det("cup", 0.5, later)], "colors")
+    assert [f.box for f in kept["cup"]] == [best, later, first]
+    capped = keep_detections([Det("cup", 0.5, (float(i), 0.0, i + 1.0, 1.0)) for i in range(3)] * 6, "colors")
+    assert len(capped["cup"]) == 16 and capped["cup"][0].box == (2.0, 0.0, 3.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from lavida_bench.tasks.base import DataError, Sample, ScoreContext, Variant
+from lavida_bench.api import DataError, Sample, Variant
+from lavida_bench.tasks.base import ScoreContext
 from lavida_bench.tasks.imgedit import ImgEdit, center_crop, read_instructions, read_rubrics, reply_scores
+from tests.tasks_generation.fakes import ScriptedJudge, fake_backends, shared_file, standin_context, store_image
 
-from tests.tasks_generation.fakes import SHARED_DATA, ScriptedJudge, fake_backends, standin_context, store_image
 
-OFFICIAL = SHARED_DATA / "imgedit" / "imagedit.json"
+def official() -> Path:
+    return shared_file("imgedit", "imagedit.json")
 REPLY = ("Brief reasoning: The dog was replaced cleanly.\nPrompt Compliance: 4\n"
          "Visual Naturalness: 3\nPhysical & Detail Integrity: 3")
 
 
 def test_official_instructions_count_and_categories():
-    items = read_instructions(OFFICIAL)
+    items = read_instructions(official())
     assert len(items) == 737
     assert Counter(i["edit_type"] for i in items.values()) == {
         "extract": 117, "style": 100, "add": 95, "adjust": 94, "background": 94, "replace": 92,
@@ -26,7 +29,7 @@ def test_official_instructions_count_and_categories():
 
 
 def test_official_file_is_found_under_its_lavida_name(tmp_path):
-    (tmp_path / "imagedit.json").symlink_to(OFFICIAL)
+    (tmp_path / "imagedit.json").symlink_to(official())
     assert ImgEdit(tmp_path).instruction_path() == tmp_path / "imagedit.json"
     with pytest.raises(DataError, match=r"prompts.json: missing"):  # the rubric file must be supplied
         ImgEdit(tmp_path).load()
@@ -129,9 +132,8 @@ def test_unparseable_and_errored_replies_are_recorded(tmp_path):
     garbage = task.score(sample, output, ScoreContext(tmp_path, fake_backends(judge=garbled)))
     assert garbage["status"] == "unparseable" and garbage["score"] is None
     failing = ScriptedJudge(error=TimeoutError("judge timed out after 4 retries"))
-    errored = task.score(sample, output, ScoreContext(tmp_path, fake_backends(judge=failing)))
-    assert errored == {"edit_type": "add", "judge_reference": "original", "status": "judge_error",
-                       "score": None, "judge": "scripted", "error": "TimeoutError: judge timed out after 4 retries"}
+    with pytest.raises(TimeoutError, match="judge timed out"):  # a scoring error, retried next run
+        task.score(sample, output, ScoreContext(tmp_path, fake_backends(judge=failing)))
     assert task.score(sample, {"image": None}, ScoreContext(tmp_path))["status"] == "no_image"
 
 

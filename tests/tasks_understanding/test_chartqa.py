@@ -3,8 +3,7 @@ import json
 import pytest
 from PIL import Image
 
-from lavida_bench.protocol import Options
-from lavida_bench.tasks.base import DataError, Sample, Variant
+from lavida_bench.api import DataError, Options, Sample, Variant
 from lavida_bench.tasks.chartqa import ChartQA, relaxed_correct
 
 
@@ -96,7 +95,7 @@ def test_missing_files_and_options(tmp_path):
     write_split(tmp_path, [GOOD])
     with pytest.raises(DataError, match=r"test_augmented\.json not found"):
         ChartQA(tmp_path).load()
-    with pytest.raises(DataError, match="'split'"):
+    with pytest.raises(DataError, match=r"tasks\.chartqa\.options\.split: unknown key \(valid: splits\)"):
         ChartQA(tmp_path, {"split": "human"})
     with pytest.raises(DataError, match="subset of"):
         ChartQA(tmp_path, {"splits": ["val"]})

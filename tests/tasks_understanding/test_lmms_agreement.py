@@ -1,6 +1,7 @@
 """Our MMMU and ChartQA scorers against lmms-eval 0.7.3's own functions on the same predictions.
 
-lmms-eval is the reference implementation for both benchmarks (benchmarks.md §6.3, §7.3); its
+lmms-eval is the reference implementation for both benchmarks (`tasks/mmmu/utils.py`, `tasks/chartqa/utils.py`;
+the LaVida-O repo vendors lmms-eval 0.3.0); its
 task utilities import offline (about 10 s, mostly the lmms_eval package itself). The MMMU random
 fallback uses Python's global RNG in lmms-eval: we seed it with the seed our scorer records, so
 even the fallback must agree.
@@ -8,15 +9,14 @@ even the fallback must agree.
 import json
 import random
 
-import pytest
-
-from lavida_bench.seeds import sample_seed
-from lavida_bench.tasks.base import Sample, Variant
-from lavida_bench.tasks.chartqa import ChartQA
-from lavida_bench.tasks.mmmu import MMMU
-
 import lmms_eval.tasks.chartqa.utils as lmms_chartqa  # pinned dependency: a missing one must fail
 import lmms_eval.tasks.mmmu.utils as lmms_mmmu
+import pytest
+
+from lavida_bench.api import Sample, Variant
+from lavida_bench.seeds import sample_seed
+from lavida_bench.tasks.chartqa import ChartQA
+from lavida_bench.tasks.mmmu import MMMU
 
 MMMU_KWARGS = {"prompt_type": "format",  # lmms-eval mmmu_val.yaml, lmms_eval_specific_kwargs.default
                "multiple_choice_prompt": "Answer with the option's letter from the given choices directly.",

@@ -5,8 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from pycocotools import mask as mask_utils
 
-from lavida_bench.protocol import Options
-from lavida_bench.tasks.base import DataError, Sample, Variant
+from lavida_bench.api import DataError, Options, Sample, Variant
 from lavida_bench.tasks.refcoco import RefCOCO, box_iou, first_box, xywh_to_xyxy
 from lavida_bench.tasks.understanding_fixtures import COLORS
 
@@ -129,7 +128,7 @@ def test_request_passes_steps_and_bare_expression(refcoco_dir):
 
 
 def test_unknown_option_and_split_are_named():
-    with pytest.raises(DataError, match="'split'"):
+    with pytest.raises(DataError, match=r"tasks\.refcoco\.options\.split: unknown key \(valid: splits, image_root\)"):
         RefCOCO(None, {"split": "val"})
     with pytest.raises(DataError, match="refcoco/tset"):
         RefCOCO(None, {"splits": ["refcoco/tset"]})
@@ -139,8 +138,21 @@ def test_named_missing_split_is_an_error(tmp_path):
     (tmp_path / "RefCOCO").mkdir()
     with pytest.raises(DataError, match=r"refcoco/val.*val-\*\.parquet"):
         RefCOCO(tmp_path, {"splits": ["refcoco/val"]}).load()
-    with pytest.raises(DataError, match="no split"):
+    with pytest.raises(DataError, match="split\\(s\\) refcoco/val, refcoco/testA, .* not found"):
         RefCOCO(tmp_path).load()
+
+
+def test_missing_paper_split_is_named_unless_splits_are_selected(tmp_path, refcoco_dir):
+    """A paper split deleted from the data fails the run (it would silently change the table);
+    selecting the splits explicitly runs the ones present."""
+    import shutil
+
+    shutil.copytree(refcoco_dir, tmp_path / "d")
+    (tmp_path / "d" / "RefCOCO" / "data" / "testA-00000-of-00001.parquet").unlink()
+    with pytest.raises(DataError, match=r"split\(s\) refcoco/testA not found.*options\.splits=\[refcoco/val,refcoco/testB,"):
+        RefCOCO(tmp_path / "d").load()
+    chosen = RefCOCO(tmp_path / "d", {"splits": ["refcoco/val", "refcoco/testB"]}).load()
+    assert {s.data["group"] for s in chosen} == {"refcoco/val", "refcoco/testB"}
 
 
 def write_jsonl(path, lines):

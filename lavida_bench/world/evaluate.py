@@ -1,0 +1,105 @@
+"""What a world checkpoint can do, measured on freshly rendered scenes with known truth.
+
+Each measure uses the harness's public model API (`LavidaPipeline`) exactly as a benchmark run
+would, and the world's strict detector as the judge of images:
+
+- `vq_recall`: share of objects the detector recovers (kind, colour, box IoU >= 0.8) after an
+  encode/decode round trip through the checkpoint's VQ - an upper bound for image generation;
+- `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions;
+- `qa_accuracy`: exact-match accuracy on the world's questions (counts, colours, larger, choice);
+- `judge_accuracy`: the model's own verdicts ("is correct" or not) against the truth;
+- `geneval`: share of generated images that GenEval's rules (with the stand-in detector) pass.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lavida_bench.world.detect import detect
+from lavida_bench.world.edits import box_iou
+from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
+from lavida_bench.world.micro import WORLD_SIDE
+from lavida_bench.world.scene import sample_scene
+from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
+
+
+def vq_recall(vq, rng: np.random.Generator, n: int) -> float:
+    hits = total = 0
+    for _ in range(n):
+        scene = sample_scene(rng, WORLD_SIDE)
+        image = vq.decode(vq.encode([scene.image()], WORLD_SIDE), vq.side(WORLD_SIDE))[0]
+        seen = detect(image)
+        total += len(scene.objects)
+        hits += sum(any(s.kind == o.kind and s.color == o.color and box_iou(s.box, o.box) >= 0.8 for s in seen)
+                    for o in scene.objects)
+    return hits / total
+
+
+def grounding_p50(pipe, rng: np.random.Generator, n: int) -> float:
+    from lavida_bench.api import Options, Request
+
+    requests, truth = [], []
+    while len(requests) < n:
+        scene = sample_scene(rng, WORLD_SIDE)
+        index = int(rng.integers(len(scene.objects)))
+        expression = refer(scene, index)
+        if expression:
+            requests.append(Request(f"g{len(requests)}", "ground", expression, [scene.image()], Options(steps=1)))
+            truth.append(scene.objects[index].box)
+    results = pipe.ground(requests)
+    return float(np.mean([bool(r.boxes) and box_iou(r.boxes[0], box) >= 0.5 for r, box in zip(results, truth)]))
+
+
+def qa_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, float]:
+    from lavida_bench.api import Options, Request
+
+    asked = []
+    while len(asked) < n:
+        scene = sample_scene(rng, WORLD_SIDE)
+        for qa in questions(scene, rng)[: n - len(asked)]:
+            asked.append((qa, Request(f"q{len(asked)}", "understand", qa.question, [scene.image()],
+                                      Options(max_new_tokens=16))))
+    answers = pipe.understand([r for _, r in asked])
+    by_kind: dict[str, list[bool]] = {}
+    for (qa, _), got in zip(asked, answers):
+        by_kind.setdefault(qa.kind, []).append((got.text or "").strip().lower() == qa.answer.lower())
+    return {kind: float(np.mean(v)) for kind, v in sorted(by_kind.items())}
+
+
+def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
+    """The judge prompt is the understanding prompt's form (`<image>\\n` + text), 32 tokens."""
+    from lavida_bench.model import prompts
+    from lavida_bench.api import Options, Request
+
+    pairs = [judge_pair(rng, str(rng.choice(GENEVAL_TAGS)), bool(i % 2), WORLD_SIDE) for i in range(n)]
+    texts = [prompts.judge_user(p.caption.text).removeprefix("<image>\n") for p in pairs]
+    answers = pipe.understand([Request(f"j{i}", "understand", t, [p.shown.image()], Options(max_new_tokens=32))
+                               for i, (t, p) in enumerate(zip(texts, pairs))])
+    return float(np.mean([(PASS_PHRASE in (a.text or "")) == p.correct for a, p in zip(answers, pairs)]))
+
+
+def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = False) -> float:
+    from lavida_bench.api import Options, Request
+    from lavida_bench.tasks.geneval import judge_image
+
+    captions = [geneval_caption(rng, GENEVAL_TAGS[i % len(GENEVAL_TAGS)], WORLD_SIDE) for i in range(n)]
+    requests = [Request(f"t{i}", "generate", c.text, options=Options(resolution=WORLD_SIDE, plan=plan), seed=i)
+                for i, c in enumerate(captions)]
+    results = pipe.generate(requests)
+    return float(np.mean([judge_image(r.image, c.meta, backends)[0] for r, c in zip(results, captions)]))
+
+
+def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
+    from lavida_bench.backends import Backends, BackendsConfig
+    from lavida_bench.model.checkpoint import load_checkpoint
+    from lavida_bench.model.pipeline import LavidaPipeline
+
+    ck = load_checkpoint(folder)
+    pipe = LavidaPipeline(ck, resolution=WORLD_SIDE)
+    backends = Backends(BackendsConfig.standins())
+    rng = np.random.default_rng(seed)
+    return {"n": n, "vq_recall": vq_recall(ck.vq, rng, n), "grounding_p50": grounding_p50(pipe, rng, n),
+            "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
+            "geneval_plain": geneval_pass(pipe, backends, rng, n),
+            "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True)}

@@ -1,0 +1,124 @@
+"""The training task mix: world examples as the release's prompts, before any tensor exists.
+
+Each `Example` is one training sequence as the pipeline would build it at inference
+(`model/pipeline.py`): the same chat template, user strings and placeholders, so that what the
+micro model learns is exactly what the harness later asks. Text tasks carry an `answer` (the
+assistant turn, LLaDA-style followed by `<|eot_id|>` and EOS padding); image tasks carry a
+`target` image whose VQ codes are the answer. Training strings follow LaVida-O's training data
+where the code shows it (LaVida-O `llava/train/data/und.py:60-81`,
+`llava/train/data/text_image.py:113-128`): RefCOCO answers are the LOC string, plans are
+`Sure I should place the objects in the following manner {grounding_text}`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from lavida_bench.model import prompts
+from lavida_bench.model.tokens import chat_prompt
+from lavida_bench.world.edits import sample_edit
+from lavida_bench.world.language import (GENEVAL_TAGS, geneval_caption, grounding_answer, layout_text,
+                                         questions, refer)
+from lavida_bench.world.scene import sample_scene
+from lavida_bench.world.verdicts import judge_pair
+
+GEN = "<|reserved_token_5|>"  # one per generated-image LLM position
+SOURCE = "<|reserved_token_6|>"  # one per source-image VQ position (editing)
+# task -> share of training examples; image generation dominates as in the release's stage 3
+MIX = {"t2i": 0.34, "edit": 0.14, "ground": 0.14, "understand": 0.16, "judge": 0.1, "plan": 0.12}
+ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
+UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
+MICRO_SETTINGS = ("demo_1024", "geneval_script")
+
+
+@dataclass
+class Example:
+    """One sequence: `prompt` (full text with `<image>` slots), `images` for those slots, and
+    either a text `answer` or a `target` image (with an edit `source`)."""
+
+    task: str
+    prompt: str
+    images: list[Image.Image] = field(default_factory=list)
+    answer: str = ""
+    target: Image.Image | None = None
+    source: Image.Image | None = None
+    plan: bool = False
+
+
+def micro(rng: np.random.Generator, side: int) -> str:
+    return prompts.micro_conditions(side, prompts.IMAGE_SETTINGS[str(rng.choice(MICRO_SETTINGS))])
+
+
+def t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    """Caption -> image; half of them with the layout plan in the assistant turn (how planned
+    generation is asked at inference)."""
+    caption = geneval_caption(rng, str(rng.choice(GENEVAL_TAGS)), side)
+    planned = bool(rng.random() < 0.5)
+    plan = layout_text(caption.scene) if planned else ""
+    user = prompts.t2i_user(caption.text, micro(rng, side))
+    return Example("t2i", chat_prompt(user, plan + GEN * n_pos), target=caption.scene.image(), plan=planned)
+
+
+def edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    while True:
+        edit = sample_edit(rng, sample_scene(rng, side))
+        if edit is not None:
+            source = edit.source.image()
+            user = prompts.edit_user(edit.instruction, SOURCE * n_pos)
+            return Example("edit", chat_prompt(user, GEN * n_pos), [source], target=edit.target.image(), source=source)
+
+
+def ground_example(rng: np.random.Generator, side: int) -> Example:
+    """The RefCOCO prompt with its four mask slots; the answer fills them."""
+    while True:
+        scene = sample_scene(rng, side)
+        index = int(rng.integers(len(scene.objects)))
+        expression = refer(scene, index)
+        if expression:
+            answer = grounding_answer(scene, index).removeprefix("<LOC_BEGIN>").removesuffix("<LOC_END>")
+            return Example("ground", prompts.grounding_prompt(expression), [scene.image()], answer=answer)
+
+
+def understand_example(rng: np.random.Generator, side: int) -> Example:
+    scene = sample_scene(rng, side)
+    qa = questions(scene, rng)
+    pick = qa[int(rng.integers(len(qa)))]
+    return Example("understand", chat_prompt(prompts.understand_user(pick.question, 1)), [scene.image()],
+                   answer=pick.answer)
+
+
+def judge_example(rng: np.random.Generator, side: int) -> Example:
+    pair = judge_pair(rng, str(rng.choice(GENEVAL_TAGS)), bool(rng.random() < 0.5), side)
+    return Example("judge", chat_prompt(prompts.judge_user(pair.caption.text)), [pair.shown.image()],
+                   answer=pair.verdict)
+
+
+def plan_example(rng: np.random.Generator, side: int) -> Example:
+    caption = geneval_caption(rng, str(rng.choice(GENEVAL_TAGS)), side)
+    user = prompts.plan_t2i_user(caption.text, micro(rng, side))
+    return Example("plan", chat_prompt(user), answer=layout_text(caption.scene))
+
+
+def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
+    if task == "t2i":
+        return t2i_example(rng, side, n_pos)
+    if task == "edit":
+        return edit_example(rng, side, n_pos)
+    makers = {"ground": ground_example, "understand": understand_example, "judge": judge_example,
+              "plan": plan_example}
+    if task not in makers:
+        raise ValueError(f"unknown training task {task!r} (one of {', '.join(MIX)})")
+    return makers[task](rng, side)
+
+
+def corpus(rng: np.random.Generator, side: int, n: int = 400) -> list[str]:
+    """Texts of `n` examples per task, for learning the tokenizer's merges."""
+    out = []
+    for task in MIX:
+        for _ in range(n):
+            ex = example(rng, task, side, 0)
+            out.append(ex.prompt.replace("<image>", " "))
+            out.append(ex.answer)
+    return out

@@ -1,0 +1,167 @@
+"""One training run of the micro world model, from a seed to a checkpoint in the release layout.
+
+Stages: the tokenizer's merges are learned from the world's texts; the VQ is trained on world
+images; the network is trained with the masked-diffusion objective on the task mix. The run
+folder gets `checkpoint/` (the final weights, release layout), `early/` (the same command's
+weights at `early_step`, the under-trained model for regression demos), `loss.jsonl` (one line
+per step) and `train.json` (the command's settings, seed, timings, final losses and the
+fingerprints of the weights).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lavida_bench.model.checkpoint import save_checkpoint
+from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.tiny import init_weights, tiny_tokenizer
+from lavida_bench.model.tokens import SpecialIds
+from lavida_bench.model.vq import VQTokenizer
+from lavida_bench.world.micro import WORLD_SIDE, micro_config
+from lavida_bench.world.mix import MIX, corpus, example
+from lavida_bench.world.trainer import WorldTrainer, sample_task
+from lavida_bench.world.vqtrain import train_vq
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    seed: int = 0
+    vq_steps: int = 1500
+    steps: int = 1000
+    early_step: int = 100
+    text_batch: int = 16
+    image_batch: int = 8
+    lr: float = 2e-3
+    warmup: int = 50
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("vq_steps", "steps", "text_batch", "image_batch", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.early_step < self.steps:
+            raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
+
+
+def learning_rate(settings: RunSettings, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step <= settings.warmup:
+        return settings.lr * step / settings.warmup
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def build_network(settings: RunSettings, tokenizer) -> LavidaNetwork:
+    network = LavidaNetwork(micro_config(len(tokenizer)))
+    init_weights(network, settings.seed)
+    return network
+
+
+class LossLog:
+    """`loss.jsonl`, one flushed line per step, and the running means the progress bar shows."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "a", encoding="utf-8")
+        self.recent: dict[str, list[float]] = {}
+        self.start = time.monotonic()
+
+    def write(self, stage: str, step: int, values: dict[str, Any]) -> None:
+        record = {"stage": stage, "step": step, "seconds": round(time.monotonic() - self.start, 1), **values}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if "task" in values:
+            self.recent.setdefault(values["task"], []).append(values["loss"])
+            self.recent[values["task"]] = self.recent[values["task"]][-50:]
+
+    def means(self) -> dict[str, float]:
+        return {task: round(float(np.mean(v)), 3) for task, v in sorted(self.recent.items())}
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: LossLog) -> None:
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(settings.seed + 2)
+    gen = torch.Generator().manual_seed(settings.seed + 3)
+    net = trainer.net.train()
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr,
+                            betas=(0.9, 0.98), weight_decay=0.01)
+    bar = tqdm(range(1, settings.steps + 1), desc="network", unit="step")
+    for step in bar:
+        task = sample_task(rng, MIX)
+        size = settings.image_batch if task in ("t2i", "edit") else settings.text_batch
+        batch = [example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(size)]
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(settings, step)
+        loss = trainer.loss(batch, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        log.write("network", step, {"task": task, "loss": round(float(loss.detach()), 4),
+                                    "lr": round(learning_rate(settings, step), 6)})
+        bar.set_postfix(log.means(), refresh=False)
+        if step == settings.early_step:
+            save(net, trainer.vq, trainer.tokenizer, out / "early")
+    net.eval()
+
+
+def save(net: LavidaNetwork, vq: VQTokenizer, tokenizer, folder: Path) -> None:
+    was_training = net.training
+    save_checkpoint(folder, net.eval(), vq, tokenizer)
+    net.train(was_training)
+
+
+def weights_fingerprint(folder: Path) -> dict[str, str]:
+    """sha256 of every safetensors file of a checkpoint folder (relative path -> digest)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.safetensors"))}
+
+
+def train_world(settings: RunSettings, out: str | Path, command: str = "") -> dict[str, Any]:
+    """Run every stage into `out` (which must not hold a previous run); returns train.json's content."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    if (out / "train.json").exists() or (out / "loss.jsonl").exists():
+        raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    log = LossLog(out / "loss.jsonl")
+    started = time.monotonic()
+    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
+    bar = tqdm(total=settings.vq_steps, desc="vq", unit="step")
+
+    def vq_log(step: int, values: dict[str, float]) -> None:
+        log.write("vq", step, {k: round(v, 5) for k, v in values.items()})
+        bar.update(1)
+        bar.set_postfix(values, refresh=False)
+
+    vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
+    bar.close()
+    vq.model.requires_grad_(False)
+    vq_seconds = time.monotonic() - started
+    network = build_network(settings, tokenizer)
+    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
+    train_network(settings, trainer, out, log)
+    save(network, vq, tokenizer, out / "checkpoint")
+    record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE,
+              "seconds": {"vq": round(vq_seconds, 1), "total": round(time.monotonic() - started, 1)},
+              "final_losses": log.means(),
+              "fingerprint": {"checkpoint": weights_fingerprint(out / "checkpoint"),
+                              "early": weights_fingerprint(out / "early")}}
+    log.close()
+    (out / "train.json").write_text(json.dumps(record, indent=2))
+    return record

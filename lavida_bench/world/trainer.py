@@ -1,0 +1,165 @@
+"""Masked-diffusion training of the micro Lavida-O on the world's task mix.
+
+The objective is the release's (LaVida-O `llava/model/language_model/llava_llada.py:58-92,
+258-330`): per sample a noise level t ~ U(0, 1), each answer token masked with probability
+(1 - 1e-3) t + 1e-3 and at least one masked; text answers are masked with the `<|mdm_mask|>`
+token, image codes with code `codebook_size + 1`; the loss is the cross-entropy on the masked
+positions. For classifier-free guidance the whole prompt (every row before the image, except the
+image rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
+source-VQ rows by the mask embedding, routed to the understanding branch, with probability
+SOURCE_DROP = 0.5 - exactly how the pipeline forms its unconditional rows at inference.
+Sequences are built with the harness's own `SequenceBuilder`, prompts and anyres tiles, so the
+training rows are the inference rows with the answers filled in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.sequences import Row, SequenceBuilder
+from lavida_bench.model.tokens import SpecialIds
+from lavida_bench.model.vision import anyres_tiles
+from lavida_bench.model.vq import VQTokenizer
+from lavida_bench.world.micro import WORLD_SIDE
+from lavida_bench.world.mix import ANSWER_TOKENS, Example
+
+MIN_MASK = 1e-3  # llava_llada.py: p = (1 - eps) t + eps
+PROMPT_DROP = 0.1  # config prompt_drop_rate
+SOURCE_DROP = 0.5  # config image_enc_drop_rate
+IMAGE_TASKS = ("t2i", "edit")
+
+
+def mask_probability(t: Tensor) -> Tensor:
+    return (1 - MIN_MASK) * t + MIN_MASK
+
+
+def draw_mask(n: int, gen: torch.Generator) -> Tensor:
+    """[n] bool: positions to mask at one random noise level, at least one of them."""
+    t = torch.rand((), generator=gen)
+    mask = torch.rand(n, generator=gen) < mask_probability(t)
+    if not bool(mask.any()):
+        mask[int(torch.randint(0, n, (1,), generator=gen))] = True
+    return mask
+
+
+@dataclass
+class Encoded:
+    """A text batch ready for the network: ids with masks applied, and what to predict where."""
+
+    rows: list[Row]
+    targets: list[Tensor]  # per row: target ids of its masked positions
+    where: list[Tensor]  # per row: those positions
+
+
+class WorldTrainer:
+    """Turns examples into masked sequences and returns their loss (the network is trained)."""
+
+    def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds):
+        self.net, self.vq, self.tokenizer, self.ids = network, vq, tokenizer, ids
+        self.builder = SequenceBuilder(network, tokenizer, ids.bos, ids.eos)
+        self.side = vq.side(WORLD_SIDE)
+        self.n_pos = network.image_grid(self.side) ** 2
+        cfg = network.config
+        self.tile, self.pinpoints = cfg.vision.image_size, cfg.image_grid_pinpoints
+
+    def loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
+        tasks = {e.task for e in examples}
+        if len(tasks) != 1:
+            raise ValueError(f"a training batch holds one task, got {sorted(tasks)}")
+        return self.image_loss(examples, gen) if tasks.pop() in IMAGE_TASKS else self.text_loss(examples, gen)
+
+    def _features(self, examples: list[Example]) -> list[list[Tensor]]:
+        tiles = [anyres_tiles(im, self.pinpoints, self.tile) for e in examples for im in e.images]
+        feats = iter(self.builder.image_features(tiles))
+        return [[next(feats) for _ in e.images] for e in examples]
+
+    # --- text answers ------------------------------------------------------------------------
+    def answer_ids(self, example: Example) -> list[int]:
+        """The answer, `<|eot_id|>`, then EOS up to the task's decode length (LLaDA's padding)."""
+        ids = self.tokenizer(example.answer).input_ids + [self.ids.eot]
+        length = ANSWER_TOKENS[example.task]
+        if len(ids) > length:
+            raise ValueError(f"{example.task} answer of {len(ids)} tokens exceeds {length}: {example.answer!r}")
+        return ids + [self.ids.eos] * (length - len(ids))
+
+    def encode_text(self, examples: list[Example], gen: torch.Generator) -> Encoded:
+        rows, targets, where = [], [], []
+        for example, feats in zip(examples, self._features(examples)):
+            row = self.builder.row(example.prompt, feats)
+            if example.task == "ground":  # the prompt's four mask slots hold the LOC answer
+                slots = torch.tensor(row.positions_of(self.ids.mask))
+                answer = torch.tensor(self.tokenizer(example.answer).input_ids)
+                if len(slots) != 4 or len(answer) != 4:
+                    raise ValueError(f"grounding example needs 4 slots and 4 LOC tokens: {example.answer!r}")
+            else:
+                answer = torch.tensor(self.answer_ids(example))
+                slots = torch.arange(len(row.ids), len(row.ids) + len(answer))
+                row = Row(row.ids + answer.tolist(), row.features)
+            masked = draw_mask(len(answer), gen)
+            ids = list(row.ids)
+            for pos, tok, m in zip(slots.tolist(), answer.tolist(), masked.tolist()):
+                ids[pos] = self.ids.mask if m else tok
+            rows.append(Row(ids, row.features))
+            targets.append(answer[masked])
+            where.append(slots[masked])
+        return Encoded(rows, targets, where)
+
+    def text_loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
+        enc = self.encode_text(examples, gen)
+        batch = self.builder.batch(enc.rows)
+        hidden, _ = self.net(batch.embeds, valid=batch.valid)
+        row_idx = torch.cat([torch.full_like(w, i) for i, w in enumerate(enc.where)])
+        logits = self.net.text_logits(hidden[row_idx, torch.cat(enc.where)])
+        return F.cross_entropy(logits.float(), torch.cat(enc.targets))
+
+    # --- image answers -----------------------------------------------------------------------
+    def image_loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
+        with torch.no_grad():
+            codes = self.vq.encode([e.target for e in examples], WORLD_SIDE)
+        masks = torch.stack([draw_mask(codes.shape[1], gen) for _ in examples])
+        noisy = codes.masked_fill(masks, self.net.config.vq_mask_id)
+        rows = [self.builder.row(e.prompt, f) for e, f in zip(examples, self._features(examples))]
+        batch = self.builder.batch(rows)
+        gen_rows, src_rows = batch.mask_of(self.ids.gen_image), batch.mask_of(self.ids.source_image)
+        embeds = batch.embeds.clone()
+        d = embeds.shape[-1]
+        embeds[gen_rows] = self.net.embed_codes(noisy, self.side).reshape(-1, d)
+        route = gen_rows.clone()
+        if bool(src_rows.any()):
+            with torch.no_grad():
+                source = self.vq.encode([e.source for e in examples if e.source is not None], WORLD_SIDE)
+            embeds[src_rows] = self.net.embed_codes(source, self.side).reshape(-1, d)
+            kept = torch.rand(len(examples), generator=gen) >= SOURCE_DROP
+            route |= src_rows & kept[:, None]
+            embeds[src_rows & ~kept[:, None]] = self._mask_embedding()
+        dropped = torch.rand(len(examples), generator=gen) < PROMPT_DROP
+        embeds[self.prompt_rows(batch.ids, batch.valid, gen_rows, examples) & dropped[:, None]] = self._mask_embedding()
+        hidden, _ = self.net(embeds, gen_mask=route, valid=batch.valid, image_only=True)
+        logits = self.net.code_logits(hidden[gen_rows].view(len(examples), self.n_pos, d), self.side)
+        return F.cross_entropy(logits[masks].float(), codes[masks])
+
+    def _mask_embedding(self) -> Tensor:
+        return self.net.embed_text(torch.tensor([self.ids.mask]))[0]
+
+    def prompt_rows(self, ids: Tensor, valid: Tensor, gen: Tensor, examples: list[Example]) -> Tensor:
+        """The rows the unconditional input masks: up to the end of the user turn (the second
+        `<|eot_id|>`), or with a plan everything before the first image placeholder
+        (LaVida-O `predict_t2i_edit.py:209-219`); never the image rows."""
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        eot_count = ((ids == self.ids.eot) & valid).cumsum(1)
+        second_eot = torch.where(eot_count == 2, pos, ids.shape[1]).min(1).values
+        first_gen = torch.where(gen, pos, ids.shape[1]).min(1).values
+        planned = torch.tensor([e.plan for e in examples])
+        cutoff = torch.where(planned, torch.maximum(second_eot, first_gen - 1), second_eot)
+        return (pos <= cutoff[:, None]) & valid & ~gen
+
+
+def sample_task(rng: np.random.Generator, mix: dict[str, float]) -> str:
+    names = list(mix)
+    weights = np.asarray([mix[n] for n in names], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=weights / weights.sum()))]

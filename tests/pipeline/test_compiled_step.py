@@ -1,0 +1,52 @@
+"""One denoising step (network + guidance + sampler transition) compiles as ONE graph with no
+graph break (checked with torch._dynamo.explain on the real drawing path), and running it
+compiled gives the eager codes. The inductor build itself is measured by the speed suite's
+`compile` comparison; here the graph is run with the `aot_eager` backend to stay fast."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lavida_bench.model.drawer as drawer_module
+from lavida_bench.api import Options, Request
+from lavida_bench.speed.paths import captured_codes, compiled_steps
+from tests.pipeline.conftest import picture
+
+
+def requests(capability: str, steps: int) -> list[Request]:
+    images = [picture(80, 64, 3)] if capability == "edit" else []
+    return [Request("a", capability, "a red cube left of a ball", images=images, options=Options(steps=steps), seed=4),
+            Request("b", capability, "two dogs", images=images, options=Options(steps=steps), seed=5)]
+
+
+@pytest.mark.parametrize("capability", ["generate", "edit"])
+def test_denoising_step_is_one_graph(pipe, monkeypatch, capability):
+    explained = []
+
+    def explaining(denoise):
+        def first_call_explained(codes, inputs):
+            if not explained:
+                explained.append(torch._dynamo.explain(denoise)(codes, inputs))
+            return denoise(codes, inputs)
+        return first_call_explained
+
+    monkeypatch.setattr(drawer_module, "compile_step", explaining)
+    with compiled_steps(pipe):
+        getattr(pipe, capability)(requests(capability, 1))
+    (report,) = explained
+    assert report.graph_break_count == 0, [str(b.reason) for b in report.break_reasons]
+    assert report.graph_count == 1
+
+
+def test_compiled_step_gives_the_eager_codes(pipe, monkeypatch):
+    reqs = requests("edit", 2)
+    with captured_codes(pipe) as eager_codes:
+        eager = pipe.edit(reqs)
+    monkeypatch.setattr(drawer_module, "compile_step",
+                        lambda fn: torch.compile(fn, fullgraph=True, dynamic=False, backend="aot_eager"))
+    torch._dynamo.reset()
+    with compiled_steps(pipe), captured_codes(pipe) as compiled_codes:
+        compiled = pipe.edit(reqs)
+    assert len(eager_codes) == 2 and all(torch.equal(a, b) for a, b in zip(eager_codes, compiled_codes))
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(eager, compiled))

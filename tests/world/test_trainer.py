@@ -1,0 +1,111 @@
+"""The world trainer is real: losses fall, and a run writes a loadable release-layout checkpoint."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lavida_bench.model.checkpoint import load_checkpoint
+from lavida_bench.model.tiny import tiny_tokenizer
+from lavida_bench.model.tokens import SpecialIds
+from lavida_bench.model.vq import VQTokenizer, vq_from_config
+from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
+from lavida_bench.world.mix import corpus, example
+from lavida_bench.world.run import RunSettings, build_network, train_world, weights_fingerprint
+from lavida_bench.world.trainer import WorldTrainer, draw_mask, mask_probability
+from lavida_bench.world.vqtrain import train_vq
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
+
+@pytest.fixture(scope="module")
+def trainer() -> WorldTrainer:
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(1), WORLD_SIDE, n=50))
+    vq = VQTokenizer(vq_from_config(micro_vq_config()))
+    vq.model.requires_grad_(False)
+    network = build_network(RunSettings(), tokenizer)
+    return WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
+
+
+def test_masking_follows_the_release() -> None:
+    assert float(mask_probability(torch.tensor(0.0))) == pytest.approx(1e-3)
+    assert float(mask_probability(torch.tensor(1.0))) == pytest.approx(1.0)
+    gen = torch.Generator().manual_seed(0)
+    assert all(draw_mask(4, gen).any() for _ in range(200))  # never nothing to predict
+
+
+def fixed_loss(trainer: WorldTrainer, batches: list) -> float:
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(7)
+        return float(sum(trainer.loss(b, gen) for b in batches) / len(batches))
+
+
+def test_a_few_dozen_steps_lower_the_loss(trainer: WorldTrainer) -> None:
+    """Held-out batches of two tasks (text answers and image codes), same masks before and after
+    30 training steps on fresh examples. Measured: mean 8.3 -> 2.7 (answers 7.6 -> 0.8, image
+    codes 9.0 = ln(8192) -> 4.5); the test asks for a quarter off."""
+    rng = np.random.default_rng(0)
+    held = [[example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(4)] for task in ("understand", "t2i")]
+    before = fixed_loss(trainer, held)
+    opt = torch.optim.AdamW(trainer.net.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+    trainer.net.train()
+    for step in range(30):
+        batch = [example(rng, ("understand", "t2i")[step % 2], WORLD_SIDE, trainer.n_pos) for _ in range(4)]
+        loss = trainer.loss(batch, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    trainer.net.eval()
+    after = fixed_loss(trainer, held)
+    assert after < 0.75 * before, (before, after)
+
+
+def test_every_task_builds_a_batch(trainer: WorldTrainer) -> None:
+    rng = np.random.default_rng(3)
+    gen = torch.Generator().manual_seed(0)
+    for task in ("t2i", "edit", "ground", "understand", "judge", "plan"):
+        with torch.no_grad():
+            loss = trainer.loss([example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(2)], gen)
+        assert torch.isfinite(loss) and float(loss) > 0
+    with pytest.raises(ValueError, match="one task"):
+        trainer.loss([example(rng, "t2i", WORLD_SIDE, trainer.n_pos), example(rng, "plan", WORLD_SIDE, 0)], gen)
+
+
+def test_the_vq_learns_to_reconstruct_world_images() -> None:
+    """Measured (seed 0, 40 steps): reconstruction MSE 0.69 at step 1, 0.04 at step 40, and it
+    stays low through the switch to quantised codes at step 25 (codebook set from encoder outputs)."""
+    recon: list[float] = []
+    vq = train_vq(0, 40, log=lambda step, values: recon.append(values["vq_recon"]))
+    assert len(recon) == 40 and vq.codebook_size == 8192
+    assert max(recon[-5:]) < 0.2 * recon[0], recon
+
+
+def test_a_run_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    settings = RunSettings(seed=5, vq_steps=3, steps=4, early_step=2, text_batch=2, image_batch=2)
+    record = train_world(settings, tmp_path / "run", command="test")
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint")
+    assert ck.config.d_model == 128 and ck.vq.codebook_size == ck.config.codebook_size == 8192
+    assert record["fingerprint"]["checkpoint"] == weights_fingerprint(tmp_path / "run" / "checkpoint")
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["settings"]["seed"] == 5
+    lines = [json.loads(x) for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert [x["stage"] for x in lines] == ["vq"] * 3 + ["network"] * 4
+    assert load_checkpoint(tmp_path / "run" / "early").config.d_model == 128
+    size = sum(p.stat().st_size for p in (tmp_path / "run" / "checkpoint").rglob("*.safetensors"))
+    assert size < 25 * 2**20, size
+    with pytest.raises(FileExistsError, match="already holds"):
+        train_world(settings, tmp_path / "run")
+
+
+def test_the_command_line_refuses_bad_settings(tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_world", TOOLS / "train_world.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--out", str(tmp_path / "x"), "--steps", "10", "--early-step", "10"]) == 2
+    assert "early_step" in capsys.readouterr().err
