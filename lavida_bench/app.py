@@ -87,8 +87,8 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
     if problems:
         raise ConfigError(problems)
     backends = Backends(cfg.backends, cache_dir=store.root)  # judge cache lives with the run
-    check_resume(store.root / "manifest.json", manifest_for(cfg, None, tasks, samples, backends, world),
-                 with_model=False)
+    manifest = manifest_for(cfg, tasks, samples, backends, world)  # fingerprints data and weights once
+    check_resume(store.root / "manifest.json", manifest, with_model=False)
     pending = pending_work(cfg, tasks, samples, store)
     generation: dict[tuple[str, str], Progress] = {}
     with run_log(store.root, world):
@@ -96,7 +96,7 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
                  cfg.name, store.root, len(task_variants(cfg, tasks)), pending)
         if pending:
             model = model or timed("model loaded", lambda: build_model(cfg.model))
-            write_manifest(cfg, model, tasks, samples, backends, store, world)
+            write_manifest({**manifest, "model": model.describe()}, store, world)
             generation = run_generation(cfg, model, tasks, samples, store, world, progress)
         results: dict[str, Any] = {}
         if world.is_main and score:
@@ -131,25 +131,21 @@ def score_run(cfg: RunConfig, progress: bool = True, force: bool = False) -> dic
     return run_scoring(tasks, task_variants(cfg, tasks), samples, store, ctx, progress, force)
 
 
-def manifest_for(cfg: RunConfig, model: Model | None, tasks: dict[str, Task], samples: dict[str, list[Sample]],
+def manifest_for(cfg: RunConfig, tasks: dict[str, Task], samples: dict[str, list[Sample]],
                  backends: Backends, world: World) -> dict[str, Any]:
+    """The run's manifest before the model is built (its `model` entry is filled in once it is)."""
     task_info = [{**t.describe(), "samples": len(samples[n]), "data": path_fingerprint(t.data_dir)}
                  for n, t in tasks.items()]
-    return build_manifest(to_dict(cfg), model=model.describe() if model else {}, tasks=task_info,
+    return build_manifest(to_dict(cfg), model={}, tasks=task_info,
                           backends=backends.fingerprints(), device=resolve_device(cfg.model.device),
                           world_size=world.size)
 
 
-def write_manifest(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples: dict[str, list[Sample]],
-                   backends: Backends, store: RunStore, world: World) -> None:
+def write_manifest(manifest: dict[str, Any], store: RunStore, world: World) -> None:
+    """Rank 0 writes (or checks, on resume) the manifest; the run folder exists (`run_log` made it)."""
     if not world.is_main:
         barrier(world)
         return
-    manifest = manifest_for(cfg, model, tasks, samples, backends, world)
-    try:
-        store.root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # before any model time: an unusable output folder is bad input
-        raise StoreError(f"{store.root}: cannot create the run folder ({err.strerror or err})") from err
     write_or_check_manifest(store.root / "manifest.json", manifest)
     barrier(world)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from lavida_bench.scoring import error_count
+
 
 def task_entries(results: Mapping[str, Any]) -> Mapping[str, Any]:
     """{task: {variant: summary}} from a metrics.json document (either format)."""
@@ -32,7 +34,7 @@ def results_rows(results: Mapping[str, Any]) -> list[list[str]]:
             metrics, counts = summary.get("metrics", {}), summary.get("counts", {})
             name = headline(metrics)
             m = metrics.get(name, {}) if name else {}
-            errors = sum(counts.get(k, 0) for k in ("generation_errors", "scoring_errors", "missing"))
+            errors = error_count(counts)
             rows.append([task, variant, name or "-", fmt(m.get("value")),
                          f"[{fmt(m.get('ci_low'))}, {fmt(m.get('ci_high'))}]", str(m.get("n", 0)), str(errors)])
     return rows

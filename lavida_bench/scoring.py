@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from tqdm import tqdm
@@ -146,8 +147,12 @@ def record_score_pass(store: RunStore, ctx: ScoreContext, force: bool) -> dict[s
     return manifest
 
 
+def error_count(counts: Mapping[str, Any]) -> int:
+    """Generation errors, scoring errors and missing samples of one task/variant's `counts`."""
+    return sum(int(counts.get(k, 0)) for k in ("generation_errors", "scoring_errors", "missing"))
+
+
 def total_errors(results: dict[str, Any]) -> int:
-    """Generation errors, scoring errors and missing samples over a metrics.json document."""
+    """`error_count` over a metrics.json document."""
     tasks = results.get("tasks", results) if results.get("format") == METRICS_FORMAT else results
-    return sum(v["counts"]["generation_errors"] + v["counts"]["scoring_errors"] + v["counts"]["missing"]
-               for variants in tasks.values() for v in variants.values())
+    return sum(error_count(v["counts"]) for variants in tasks.values() for v in variants.values())

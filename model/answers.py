@@ -64,7 +64,7 @@ class Answers:
 
             def logits_fn(x: Tensor) -> Tensor:
                 embeds = batch.embeds.reshape(-1, d).index_copy(0, rows, p.net.embed_text(x).reshape(-1, d))
-                hidden, _ = p.net(embeds.view_as(batch.embeds), valid=batch.valid)
+                hidden, _ = p.net(embeds.view_as(batch.embeds), valid=batch.attend)
                 return p.net.text_logits(hidden.reshape(-1, d).index_select(0, rows).view(len(requests), 4, d)).float()
 
             masked = torch.full((len(requests), 4), p.ids.mask, device=p.device)

@@ -1,5 +1,5 @@
 """Drawing images (LaVida-O `llava/eval/predict_t2i_edit.py:136-704`, editing guidance at :443-488): prompt rows for text-to-image and editing, the
-classifier-free-guidance row stack, and the denoising loop over the image sampler's `step`.
+classifier-free-guidance row stack, and the image sampler's denoising loop (`run_steps`).
 
 All guidance rows of a batch go through ONE forward pass per step. A denoising step (network,
 guidance and sampler transition) reads no tensor data back to the host, so it can run compiled
@@ -9,7 +9,7 @@ taken before it from every request's own generator.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -21,15 +21,12 @@ from lavida_bench.model.network import Route
 from lavida_bench.model.parts import ModelParts
 from lavida_bench.model.sampling.guidance import cfg as guide_cfg
 from lavida_bench.model.sampling.guidance import edit_guidance
-from lavida_bench.model.sampling.image import ImageOptions, StepInput, finish, start, step_input, transition
-from lavida_bench.model.sampling.text import check_logits
+from lavida_bench.model.sampling.image import Denoise, ImageOptions, denoiser, run_steps, start
 from lavida_bench.model.sequences import Batch
 from lavida_bench.model.stages import StageClock, stage_seed
 from lavida_bench.model.tokens import SPECIAL_TOKENS, chat_prompt
 from lavida_bench.model.vision import single_tile
 from lavida_bench.api import Request
-
-Denoise = Callable[[Tensor, StepInput], Tensor]
 
 
 def compile_step(denoise: Denoise) -> Denoise:
@@ -115,22 +112,11 @@ class ImageDrawer:
                generators: list[torch.Generator], n_codes: int) -> tuple[Tensor, int]:
         """The denoising loop: draws per step from each generator, then one (compiled) step."""
         codes = torch.full((len(generators), n_codes), options.mask_id, dtype=torch.long, device=self.parts.device)
-        state = start(options, codes)
-        denoise = self.denoiser(logits_fn, options)
-        while state.step < state.n_steps:
-            inputs = step_input(state, options, generators)
-            state = replace(state, codes=denoise(state.codes, inputs), step=state.step + 1)
-        finish(state, options)
+        denoise = denoiser(logits_fn, options, "image drawer")
+        if self.parts.compile_steps:
+            denoise = compile_step(denoise)
+        state = run_steps(start(options, codes), options, generators, denoise)
         return state.codes, state.n_steps
-
-    def denoiser(self, logits_fn: Callable[[Tensor], Tensor], options: ImageOptions) -> Denoise:
-        """One denoising step, codes -> codes: guided logits, then the sampler transition."""
-        def denoise(codes: Tensor, inputs: StepInput) -> Tensor:
-            logits = logits_fn(codes)
-            check_logits(logits, codes.shape[0], codes.shape[1], "image drawer")
-            return transition(options, codes, logits, inputs)
-
-        return compile_step(denoise) if self.parts.compile_steps else denoise
 
     def _row(self, job: DrawJob, edit: bool, round_: int, resolution: int, settings: prompts.ImageSettings):
         """The drawing prompt (predict_t2i_edit.py:209-272): placeholders for the image, the source (edit), the plan,
@@ -177,7 +163,7 @@ class ImageDrawer:
         k = len(variants)
         stacked, route = torch.cat(variants), Route.of(torch.cat(routes))
         code_rows = gen.repeat(k, 1).reshape(-1).nonzero().squeeze(-1)  # built once: no per-step gathers
-        valid = None if bool(batch.valid.all()) else batch.valid.repeat(k, 1)
+        valid = batch.valid.repeat(k, 1) if batch.padded else None
         scale = settings.cfg if cfg_override is None else cfg_override
         image_only, net = p.image_only, p.net
 

@@ -424,13 +424,14 @@ class LavidaNetwork(nn.Module):
         """Run blocks `start..` (all decoupled) on each row's gen-branch rows alone, padded to the
         longest row with the padding never attended (row counts are host values of the Route)."""
         b, n, d = x.shape
-        m = max(route.gen_counts)
-        slot_valid = torch.arange(m, device=x.device)[None, :] < torch.tensor(route.gen_counts, device=x.device)[:, None]
-        slots = route.slots
+        m, slots = max(route.gen_counts), route.slots
         xg = self._into_slots(x.reshape(b * n, d).index_select(0, route.gen_rows), slots, (b, m, d))
         pos = self._into_slots(positions.reshape(b * n, 1).index_select(0, route.gen_rows), slots, (b, m, 1))
         rope = rope_tables(pos[..., 0], self.config.head_dim, self.config.rope_theta)
-        key_mask = None if slots is None else slot_valid[:, None, None, :]
+        key_mask = None  # equal counts (every drawing batch): no padding slots to hide
+        if slots is not None:
+            counts = torch.tensor(route.gen_counts, device=x.device)
+            key_mask = (torch.arange(m, device=x.device)[None, :] < counts[:, None])[:, None, None, :]
         all_gen = _all_gen(b, m, x.device)
         for block in self.model.transformer.blocks[start:]:
             xg, _ = block(xg, all_gen, rope, Masks(key_mask, key_mask), None, self.attn_implementation)

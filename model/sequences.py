@@ -30,12 +30,19 @@ class Batch:
     ids: Tensor  # [B, L] (padding = pad id, image features = IMAGE_INDEX)
     embeds: Tensor  # [B, L, d]
     valid: Tensor  # [B, L] bool
+    padded: bool = True  # host copy of `not valid.all()`, known when the batch is built
+
+    @property
+    def attend(self) -> Tensor | None:
+        """The `valid` a forward pass needs: None when no row is padded, so attention runs
+        unmasked (a mask of all True would keep SDPA off its fused kernels)."""
+        return self.valid if self.padded else None
 
     def mask_of(self, token_id: int) -> Tensor:
         return (self.ids == token_id) & self.valid
 
     def repeat(self, k: int) -> "Batch":
-        return Batch(self.ids.repeat(k, 1), self.embeds.repeat(k, 1, 1), self.valid.repeat(k, 1))
+        return Batch(self.ids.repeat(k, 1), self.embeds.repeat(k, 1, 1), self.valid.repeat(k, 1), self.padded)
 
 
 class SequenceBuilder:
@@ -96,4 +103,4 @@ class SequenceBuilder:
         is_feature = ids == IMAGE_INDEX
         if is_feature.any():
             embeds[is_feature] = torch.cat([r.features for r in rows if r.features is not None]).to(embeds.dtype)
-        return Batch(ids, embeds, valid)
+        return Batch(ids, embeds, valid, padded=any(len(r.ids) < length for r in rows))

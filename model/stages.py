@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import torch
 
 from lavida_bench.api import Stage, Trace
+from lavida_bench.timing import peak_memory, synchronize
 
 STAGE_SEEDS = {"plan": 1, "draw": 2, "judge": 3, "understand": 4, "ground": 5, "feedback": 6}
 
@@ -27,21 +28,13 @@ class StageClock:
         self.device = device
 
     def __enter__(self) -> "StageClock":
-        self._sync()
+        synchronize(self.device)
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._sync()
+        synchronize(self.device)
         self.seconds = time.perf_counter() - self.start
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-
-def peak_memory(device: torch.device) -> int:
-    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else 0
 
 
 def trace_of(stages: list[Stage], steps: int, device: torch.device, trace: Trace | None = None) -> Trace:

@@ -20,7 +20,7 @@ class TextDecoder:
         """-> (answer tokens [B, gen_len], forward passes including the prompt's, steps run)."""
         p = self.parts
         batch = p.builder.batch(rows)
-        _, cache = p.net(batch.embeds, valid=batch.valid, use_cache=True)
+        _, cache = p.net(batch.embeds, valid=batch.attend, use_cache=True)
 
         def logits_fn(x: Tensor) -> Tensor:
             hidden, _ = p.net(p.net.embed_text(x), cache=cache)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lavida_bench.api import DataError, UsageError
+from lavida_bench.api import UsageError
 from lavida_bench.backends import strip_fields
 from lavida_bench.reports.layout import layout_for, order_variants
 from lavida_bench.reports.load import Run, has_value, load_run
@@ -82,6 +82,7 @@ class CompareResult:
     problems: list[str] = field(default_factory=list)  # NEW lacks what BASE has, gated headline null
     notes: list[str] = field(default_factory=list)
     trust: dict[str, dict[str, Any]] = field(default_factory=dict)  # "base"/"new" -> trust facts
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # "base"/"new" -> manifest
 
     @property
     def refused(self) -> bool:
@@ -355,7 +356,8 @@ def compare(base_run: str | Path | Run, new_run: str | Path | Run,
     new = new_run if isinstance(new_run, Run) else load_run(new_run)
     rules = Rules(dict(tolerance or {}), dict(direction or {}), gated)
     check_gates(base, rules)
-    result = CompareResult(base.root, new.root, trust={"base": base.trust, "new": new.trust})
+    result = CompareResult(base.root, new.root, trust={"base": base.trust, "new": new.trust},
+                           manifests={"base": base.manifest, "new": new.manifest})
     result.differences = differences(base, new, ignore)
     if result.refused:
         return result
@@ -393,15 +395,9 @@ def write_comparison(result: CompareResult, out_dir: Path) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifests = {}
-    for side, root in (("base", result.base), ("new", result.new)):
-        try:
-            manifests[side] = load_run(root).manifest
-        except DataError:
-            manifests[side] = {}
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in result.notes)
     sections = [result.to_html() + notes]
-    sections += [f"<h2>{side} run: {html.escape(str(root))}</h2>" + manifest_section(manifests[side])
+    sections += [f"<h2>{side} run: {html.escape(str(root))}</h2>" + manifest_section(result.manifests.get(side, {}))
                  for side, root in (("base", result.base), ("new", result.new))]
     paths = [out_dir / "compare.md", out_dir / "compare.json", out_dir / "compare.html"]
     write_text(paths[0], result.to_markdown())  # atomic: a kill never leaves half a file

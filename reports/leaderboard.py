@@ -25,6 +25,7 @@ from lavida_bench.reports.layout import layout_for, order_tasks, order_variants,
 from lavida_bench.reports.load import Run, has_value, load_run, run_labels
 from lavida_bench.reports.published import published_entries
 from lavida_bench.reports.table import Table, dumps, to_markdown
+from lavida_bench.store import write_text
 
 UNOFFICIAL = " [not comparable]"
 
@@ -201,10 +202,9 @@ def leaderboard(runs: Sequence[str | Path | Run], include_published: bool = True
 def headline_of(runs: list[Run], task: str) -> tuple[str | None, dict]:
     """The task's declared headline metric and its facts (direction, units), from any run."""
     for run in runs:
-        name = run.headline(task)
-        for v in run.variants(task):
-            if name and run.metric(task, v, name):
-                return name, run.metric(task, v, name)
+        facts = run.headline_metric(task)
+        if facts:
+            return run.headline(task), facts
     return None, {}
 
 
@@ -213,6 +213,6 @@ def write_leaderboard(board: Leaderboard, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "leaderboard.md", out_dir / "leaderboard.json"
-    md.write_text(board.to_markdown(), encoding="utf-8")
-    js.write_text(board.to_json(), encoding="utf-8")
+    write_text(md, board.to_markdown())  # atomic, like every report file
+    write_text(js, board.to_json())
     return [md, js]

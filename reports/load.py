@@ -85,6 +85,7 @@ class Run:
     trust: dict[str, Any] = field(default_factory=dict)  # metrics.json "trust" (lavida_bench/trust.py)
     _records: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _scores: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _ok: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
     def store(self) -> RunStore:
@@ -111,6 +112,14 @@ class Run:
                 if m.get("headline"):
                     return name
         return None
+
+    def headline_metric(self, task: str) -> dict[str, Any] | None:
+        """The headline's stored entry in the first variant that has it: its facts (direction,
+        units, paper factor) are the same in every variant."""
+        name = self.headline(task)
+        if name is None:
+            return None
+        return next((m for v in self.variants(task) if (m := self.metric(task, v, name))), None)
 
     def task_trust(self, task: str) -> dict[str, Any]:
         """{"comparable_with_paper": bool, "reasons": [...]} of one task (not comparable if unknown)."""
@@ -149,11 +158,14 @@ class Run:
 
     def ok_scores(self, task: str, variant: str) -> dict[str, dict[str, Any]]:
         """Per-sample score dicts of samples whose output and score are both ok (what
-        lavida_bench/scoring.py aggregates)."""
-        outputs = self.outputs(task, variant)
-        return {i: s["scores"] for i, s in self.scores(task, variant).items()
-                if s.get("status") == "ok" and outputs.get(i, {}).get("status") == "ok"
-                and isinstance(s.get("scores"), dict)}
+        lavida_bench/scoring.py aggregates); built once per pair (compare asks once per metric)."""
+        key = (task, variant)
+        if key not in self._ok:
+            outputs = self.outputs(task, variant)
+            self._ok[key] = {i: s["scores"] for i, s in self.scores(task, variant).items()
+                             if s.get("status") == "ok" and outputs.get(i, {}).get("status") == "ok"
+                             and isinstance(s.get("scores"), dict)}
+        return self._ok[key]
 
     @cached_property
     def speed_rows(self) -> list[dict[str, Any]]:

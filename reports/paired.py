@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from lavida_bench.stats import CI_LEVEL
+from lavida_bench.tasks.base import is_number  # the same test aggregate_declared applies
+
 N_BOOTSTRAP = 2000
-CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,6 @@ def estimator_for(metric: Mapping[str, Any] | None) -> Estimator | None:
         return None
     where = tuple((str(f), str(g)) for f, g in (source.get("where") or {}).items())
     return Estimator(source["field"], float(source.get("factor") or 1.0), where, source.get("macro"))
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,8 @@ def headline_point(run: Run, task: str, variant: str) -> tuple[float, float, flo
 
 
 def headline_units(run: Run, task: str) -> str:
-    name = run.headline(task)
-    return next((units(run.metric(task, v, name)) for v in run.variants(task) if run.metric(task, v, name)), "")
+    m = run.headline_metric(task)
+    return units(m) if m else ""
 
 
 def quality_vs_steps(run: Run, out_dir: Path) -> Plot | None:

@@ -117,8 +117,7 @@ def benchmark_table(run: Run, task: str, diagnostics: bool = False) -> Table | N
 
 
 def table_notes(run: Run, task: str, main: list[str], diagnostics: bool, citations: set[str]) -> list[str]:
-    headline = run.headline(task)
-    facts = next((run.metric(task, v, headline) for v in run.variants(task) if run.metric(task, v, headline)), None)
+    facts = run.headline_metric(task)
     notes = []
     if diagnostics:
         notes.append("rates, timings and metrics in other units than the benchmark's score; diagnostics "

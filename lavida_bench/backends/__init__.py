@@ -176,6 +176,7 @@ class Backends:
             cls.check(cfg)
         _check_fid_reference(cfg)
         self._built: dict[str, Backend] = {}
+        self._fingerprints: dict[str, dict[str, Any]] | None = None
 
     def _get(self, kind: str) -> Any:
         if kind not in self._classes:
@@ -221,7 +222,15 @@ class Backends:
         return [kind for kind, cls in self._classes.items() if cls.standin]
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:
-        """Per kind: name, stand-in flag, weights fingerprint and backend facts (no loading)."""
+        """Per kind: name, stand-in flag, weights fingerprint and backend facts (no loading).
+        Computed once per `Backends` (the config is fixed): a run asks for it for the manifest,
+        for every task's score records and for the score pass, and weight folders and the FID
+        reference folder are not re-read each time."""
+        if self._fingerprints is None:
+            self._fingerprints = self._compute_fingerprints()
+        return self._fingerprints
+
+    def _compute_fingerprints(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for kind, cls in self._classes.items():
             entry: dict[str, Any] = {"name": cls.name, "standin": cls.standin, "official": cls.name == OFFICIAL[kind],
@@ -240,9 +249,8 @@ class Backends:
         """A short hash of what the given kinds compute (names, weights, modes, judge model and
         endpoint; not where files are or how patiently requests are retried): score records
         carry it, so that a changed backend is noticed and re-scored."""
-        if not hasattr(self, "_fingerprints"):
-            self._fingerprints = self.fingerprints()
-        facts = {kind: strip_fields(self._fingerprints.get(kind)) for kind in sorted(kinds)}
+        fingerprints = self.fingerprints()
+        facts = {kind: strip_fields(fingerprints.get(kind)) for kind in sorted(kinds)}
         return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -51,7 +51,7 @@ class AutoregressiveLavida:
         """Greedy AR decoding of `n_tokens` per row; returns (tokens [B, n], forward passes)."""
         net = self.pipe.net
         batch = self.pipe.builder.batch(rows)
-        hidden, cache = net(batch.embeds, valid=batch.valid, use_cache=True)
+        hidden, cache = net(batch.embeds, valid=batch.attend, use_cache=True)
         last = batch.valid.sum(1) - 1
         logits = net.text_logits(hidden[torch.arange(len(rows), device=hidden.device), last])
         token = logits.argmax(-1)

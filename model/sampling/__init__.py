@@ -2,8 +2,8 @@
 
 No module here imports the network. A sampler takes `logits_fn`, one torch.Generator per row
 and a frozen options object, and returns tokens plus a `SamplerTrace` (nfe, steps); the image
-and text samplers are also exposed as pure batched `step` transitions for callers that own the
-loop (the pipeline, compiled steps). Algorithms and
+and text samplers are also exposed as pure batched step transitions (`image.transition`,
+`text.text_step`) for callers that own the loop (the pipeline, compiled steps). Algorithms and
 constants follow the official release (LaVida-O `llava/model/language_model/llada/generate.py`,
 `llava/eval/predict_t2i_edit.py`, `llava/eval/pmj.py` and `llava/eval/predict_grounding.py`):
 

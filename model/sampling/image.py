@@ -1,16 +1,17 @@
 """Image-token sampler: reveal VQ codes over a fixed number of masked-diffusion steps.
 
 Reproduces the release's `text_to_image` loop (LaVida-O `llava/eval/predict_t2i_edit.py:421-611`)
-apart from the network and guidance: the logits given to `step` are already guided (see
+apart from the network and guidance: the logits given to `transition` are already guided (see
 guidance.py). Per step every masked code gets a candidate drawn at temperature T together with
 its probability p0 under the untempered softmax; an unmasking policy then picks exactly the
 step's count of positions (schedules.transfer_counts) to commit. Committed codes never change.
 
 Written in the diffusers scheduler style: `start` builds an `ImageState` (codes plus the whole
 commit schedule, computed once on the host), `step_input` takes this step's random numbers from
-each row's own generator, and `step(state, logits, inputs)` is a pure batched transition with no
-Python loop over rows and no host synchronisation, so a network forward plus `step` compiles as
-one graph. The caller owns the loop (`sample_image` is that loop for plain logits functions).
+each row's own generator, and `transition(options, codes, logits, inputs)` is a pure batched
+step with no Python loop over rows and no host synchronisation, so a network forward plus the
+transition (`denoiser`) compiles as one graph. `run_steps` is the loop; the image drawer runs it
+with a compiled denoiser, `sample_image` with a plain one.
 
 Every random draw of a row comes from that row's generator and only on steps where the row
 commits something, so a row's codes do not depend on batch size or position. Sampling uses
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -235,15 +236,34 @@ def transition(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: Ste
     return torch.where(take_top(order, inputs.commits), x0.to(codes.device), codes)
 
 
-def step(state: ImageState, logits: Tensor, inputs: StepInput, options: ImageOptions) -> ImageState:
-    """Commit this step's codes: pure and batched, no host synchronisation."""
-    return replace(state, codes=transition(options, state.codes, logits, inputs), step=state.step + 1)
+Denoise = Callable[[Tensor, StepInput], Tensor]
+
+
+def denoiser(logits_fn: LogitsFn, options: ImageOptions, who: str) -> Denoise:
+    """One denoising step, codes -> codes: logits (already guided), then `transition`; pure and
+    batched with no host synchronisation, so it can run compiled."""
+    def denoise(codes: Tensor, inputs: StepInput) -> Tensor:
+        logits = logits_fn(codes)
+        check_logits(logits, codes.shape[0], codes.shape[1], who)
+        return transition(options, codes, logits, inputs)
+
+    return denoise
+
+
+def run_steps(state: ImageState, options: ImageOptions, generators: list[torch.Generator],
+              denoise: Denoise) -> ImageState:
+    """The denoising loop: each step's draws from every row's own generator, then `denoise`."""
+    while state.step < state.n_steps:
+        inputs = step_input(state, options, generators)
+        state = replace(state, codes=denoise(state.codes, inputs), step=state.step + 1)
+    finish(state, options)
+    return state
 
 
 def sample_image(logits_fn: LogitsFn, generators: list[torch.Generator], n_tokens: int,
                  options: ImageOptions = ImageOptions(), *, init: Tensor | None = None,
                  device: torch.device | str | None = None) -> tuple[Tensor, SamplerTrace]:
-    """Generate `n_tokens` VQ codes per row (one generator per row): the plain loop over `step`.
+    """Generate `n_tokens` VQ codes per row (one generator per row): `run_steps` of a plain `denoiser`.
 
     logits_fn(codes LongTensor[B, n]) -> FloatTensor[B, n, V], already guided; each step calls it
     once (nfe == steps == len(transfer_counts(...))). `init` ([B, n]) pre-fills codes."""
@@ -255,17 +275,8 @@ def sample_image(logits_fn: LogitsFn, generators: list[torch.Generator], n_token
     else:
         codes = init.to(device=device, dtype=torch.long).clone()
     check_generators(generators, batch)
-    state = start(options, codes)
-    trace = SamplerTrace()
-    while state.step < state.n_steps:
-        inputs = step_input(state, options, generators)
-        logits = logits_fn(state.codes)
-        check_logits(logits, batch, n_tokens, "sample_image")
-        state = step(state, logits, inputs, options)
-        trace.nfe += 1
-        trace.steps += 1
-    finish(state, options)
-    return state.codes, trace
+    state = run_steps(start(options, codes), options, generators, denoiser(logits_fn, options, "sample_image"))
+    return state.codes, SamplerTrace(nfe=state.n_steps, steps=state.n_steps)
 
 
 def finish(state: ImageState, options: ImageOptions) -> None:

@@ -84,6 +84,24 @@ def test_fingerprints_describe_without_loading(tmp_path: Path) -> None:
     assert fp["judge"]["url"] == "http://127.0.0.1:1/v1"
 
 
+def test_fingerprints_read_weight_files_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run asks for the fingerprints for its manifest, every task's score records and the
+    score pass: the weight folders and the FID reference are read once, not each time."""
+    import lavida_bench.backends as backends_module
+
+    weights = tmp_path / "clip"
+    weights.mkdir()
+    (weights / "config.json").write_bytes(b"{}")
+    read: list[str] = []
+    real = backends_module.path_fingerprint
+    monkeypatch.setattr(backends_module, "path_fingerprint", lambda p: read.append(str(p)) or real(p))
+    backends = Backends(dataclasses.replace(BackendsConfig.standins(), color="clip", color_path=str(weights)))
+    first = backends.fingerprints()
+    backends.evaluator_fingerprint(["color"])
+    assert backends.fingerprints() == first
+    assert read == [str(weights)]
+
+
 def test_config_problems_fail_before_anything_is_built(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="backends.judge_url is not set"):
         Backends(BackendsConfig(judge="openai"))

@@ -114,6 +114,20 @@ def test_rescoring_needs_no_generation(tmp_path, data):
     assert first["tasks"]["echo"]["plain"]["metrics"]["acc"]["n"] == 30
 
 
+def test_a_run_fingerprints_its_data_once(tmp_path, data, monkeypatch):
+    """The manifest is built once per run (checked against the folder's before the model loads,
+    then written with the model's entry): the data folder is not read twice."""
+    from lavida_bench import app
+
+    read = []
+    real = app.path_fingerprint
+    monkeypatch.setattr(app, "path_fingerprint", lambda p: read.append(str(p)) or real(p))
+    execute(config(tmp_path / "r", data), model=SeededModel(), progress=False)
+    assert read == [str(data)]
+    manifest = json.loads((tmp_path / "r/manifest.json").read_text())
+    assert manifest["model"] == SeededModel().describe() and manifest["tasks"][0]["samples"] == 30
+
+
 def test_resume_with_different_settings_is_refused(tmp_path, data):
     execute(config(tmp_path / "r", data), model=SeededModel(), progress=False)
     cfg = config(tmp_path / "r", data)

@@ -48,5 +48,6 @@ def test_compiled_step_gives_the_eager_codes(pipe, monkeypatch):
     torch._dynamo.reset()
     with compiled_steps(pipe), captured_codes(pipe) as compiled_codes:
         compiled = pipe.edit(reqs)
-    assert len(eager_codes) == 2 and all(torch.equal(a, b) for a, b in zip(eager_codes, compiled_codes))
+    assert len(eager_codes) == len(compiled_codes) == 2
+    assert all(torch.equal(a, b) for a, b in zip(eager_codes, compiled_codes))
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(eager, compiled))

@@ -183,3 +183,4 @@ def test_write_comparison_files(tmp_path: Path):
     assert data["exit_code"] == 1 and "refcoco:steps1:acc/refcoco/testA" in data["regressions"]
     text = page.read_text()
     assert text.startswith("<!doctype html>") and "WORSE" in text and "base run:" in text
+    assert text.count("<summary>model</summary>") == 2  # both manifests, as compared
