@@ -15,6 +15,7 @@ from lavida_bench.reports.layout import Layout, layout_for, order_tasks, order_v
 from lavida_bench.reports.load import Run
 from lavida_bench.reports.published import lavida_number
 from lavida_bench.reports.table import Table
+from lavida_bench.scoring import error_count
 
 EMPTY = {"value": None, "ci_low": None, "ci_high": None, "n": 0}
 
@@ -46,10 +47,6 @@ def diff_text(diff: float | None, lay: Layout, direction: str) -> str:
         return "–"
     word = judged(diff, direction)
     return f"{diff:+.{lay.digits}f}" + (f" ({word})" if word else "")
-
-
-def error_count(counts: dict[str, int]) -> int:
-    return sum(int(counts.get(k, 0)) for k in ("generation_errors", "scoring_errors", "missing"))
 
 
 def split_metrics(run: Run, task: str, variants: list[str]) -> tuple[list[str], list[str]]:

@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
 from lavida_bench.safety import resolve_inside
-from lavida_bench.tasks.base import ScoreContext, Task
-from lavida_bench.tasks.files import open_image, read_json
+from lavida_bench.tasks.base import ScoreContext, Task, read_image
+from lavida_bench.tasks.files import read_json
 from lavida_bench.tasks.understanding_fixtures import make_chartqa_fixture
 
 # lmms-eval chartqa.yaml, `lmms_eval_specific_kwargs.default` (empty pre-prompt)
@@ -121,7 +121,7 @@ class ChartQA(Task):
         options = replace(variant.options,
                           max_new_tokens=variant.options.max_new_tokens or MAX_NEW_TOKENS,
                           temperature=0.0 if variant.options.temperature is None else variant.options.temperature)
-        image = open_image(self.test_dir() / "png" / d["imgname"], f"{self.name} {sample.id}, field 'imgname'")
+        image = read_image(self.test_dir() / "png" / d["imgname"], f"{self.name} {sample.id}, field 'imgname'")
         return Request(sample.id, "understand", f"{d['question']}{POST_PROMPT}", images=[image], options=options)
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:

@@ -41,11 +41,6 @@ def image_ref(value: Any, where: str) -> dict[str, Any] | None:
                     f"got {type(value).__name__}")
 
 
-def open_image(source: bytes | Path, where: str) -> Image.Image:
-    """Decode image bytes or a file into RGB, with an error naming the record."""
-    return read_image(source, where)
-
-
 class ParquetImages:
     """Reads image cells from parquet files one column at a time, keeping only the most recently
     used column in memory (the runner walks samples in id order, i.e. file by file)."""
@@ -66,11 +61,11 @@ class ParquetImages:
             self._key = (str(file), column)
         cell = self._column[row].as_py()
         if isinstance(cell, Mapping) and cell.get("bytes"):
-            return open_image(cell["bytes"], where)
+            return read_image(cell["bytes"], where)
         ref = image_ref(cell, where)
         if ref is None:
             raise DataError(f"{where}: image is empty")
-        return open_image(resolve_inside(file.parent, ref["path"], where), where)
+        return read_image(resolve_inside(file.parent, ref["path"], where), where)
 
 
 def read_parquet(path: Path, columns: list[str]) -> list[dict[str, Any]]:

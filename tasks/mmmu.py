@@ -38,11 +38,10 @@ from typing import Any, Mapping
 from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
 from lavida_bench.safety import resolve_inside
 from lavida_bench.seeds import sample_seed
-from lavida_bench.tasks.base import ScoreContext, Task
+from lavida_bench.tasks.base import ScoreContext, Task, read_image
 from lavida_bench.tasks.files import (
     ParquetImages,
     image_ref,
-    open_image,
     read_jsonl,
     read_parquet,
     relative,
@@ -320,7 +319,7 @@ class MMMU(Task):
 
     def image(self, sample_id: str, ref: Mapping[str, Any]):
         if ref.get("file"):
-            return open_image(self.data_dir / ref["file"], f"{self.name} {sample_id}, field {ref['column']!r}")
+            return read_image(self.data_dir / ref["file"], f"{self.name} {sample_id}, field {ref['column']!r}")
         return self._images.read(self.data_dir / ref["parquet"], int(ref["row"]), ref["column"])
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:

@@ -28,11 +28,10 @@ from typing import Any, Mapping, Sequence
 
 from lavida_bench.api import DataError, MetricSpec, Request, Sample, Variant
 from lavida_bench.safety import resolve_inside
-from lavida_bench.tasks.base import ScoreContext, Task
+from lavida_bench.tasks.base import ScoreContext, Task, read_image
 from lavida_bench.tasks.files import (
     ParquetImages,
     image_ref,
-    open_image,
     read_jsonl,
     read_parquet,
     relative,
@@ -217,7 +216,7 @@ class RefCOCO(Task):
         ref = sample.data["image"]
         if "parquet" in ref:
             return self._images.read(self.data_dir / ref["parquet"], int(ref["row"]), "image")
-        return open_image(self.data_dir / ref["file"], f"{self.name} sample {sample.id}, field 'image'")
+        return read_image(self.data_dir / ref["file"], f"{self.name} sample {sample.id}, field 'image'")
 
     def target(self, sample: Sample) -> Any:
         """The ground-truth box, xyxy pixels (stored in each output record)."""

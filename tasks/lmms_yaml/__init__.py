@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from lavida_bench.api import DataError
-from lavida_bench.tasks.files import open_image, read_json, split_files
+from lavida_bench.tasks.base import read_image
+from lavida_bench.tasks.files import read_json, split_files
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 
@@ -225,7 +226,7 @@ def chartqa_to_parquet(test_dir: str | Path, out_file: str | Path) -> Path:
             for key in ("imgname", "query", "label"):
                 if not isinstance(rec, dict) or not isinstance(rec.get(key), str):
                     raise DataError(f"{where}, field {key!r}: expected a string")
-            image = open_image(test_dir / "png" / rec["imgname"], f"{where}, field 'imgname'")
+            image = read_image(test_dir / "png" / rec["imgname"], f"{where}, field 'imgname'")
             rows.append({"type": f"{split}_test", "question": rec["query"], "answer": rec["label"],
                          "image": {"bytes": png_bytes(image), "path": rec["imgname"]}})
     return write_table(pa.Table.from_pylist(rows, schema=chartqa_features().arrow_schema), out_file)
