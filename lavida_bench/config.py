@@ -307,4 +307,17 @@ def to_yaml(cfg: RunConfig) -> str:
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
-    return typing.cast(dict, OmegaConf.to_container(OmegaConf.structured(cfg)))
+    """The resolved config as plain dicts and lists (the manifest's `config`). A direct walk of
+    the dataclasses: the config was validated when built, and OmegaConf's structured copy took
+    60 ms of every run's fixed cost."""
+    return typing.cast(dict, plain(cfg))
+
+
+def plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value

@@ -11,7 +11,10 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tqdm import tqdm
@@ -25,6 +28,7 @@ from lavida_bench.store import JsonlWriter, RunStore, iter_batches, sample_diges
 from lavida_bench.tasks.base import Task
 
 log = logging.getLogger("lavida_bench.run")
+PendingRecord = Callable[[], dict[str, Any]]  # builds one record, saving its images, when called
 
 
 @dataclass
@@ -99,25 +103,69 @@ def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sam
     # One bar per task x variant with work to do, on rank 0 only (it counts its own share).
     bar = tqdm(total=len(mine), desc=f"{task.name}/{variant.name}", unit="sample", file=sys.stderr,
                disable=not (progress and world.is_main and todo), dynamic_ncols=True)
-    with JsonlWriter(store.part_path(task.name, variant.name, world.rank)) as writer:
+    with JsonlWriter(store.part_path(task.name, variant.name, world.rank)) as writer, WriteBehind(writer) as behind:
         for batch in iter_batches(mine, cfg.batch_size):
-            for record in generate_batch(cfg, model, task, batch, variant, store):
-                writer.write(record)
-                stats.generated += 1
-                if record["status"] != "ok":
-                    stats.errors.append(f"{record['id']}: {record['error']}")
-                    log.warning("%s/%s %s: %s error: %s", task.name, variant.name, record["id"],
-                                record["stage"], record["error"])
-                bar.update(1)
+            tally(stats, behind.swap(generate_batch(cfg, model, task, batch, variant, store)), bar)
+        tally(stats, behind.swap([]), bar)
     bar.close()
     return stats
 
 
+def tally(stats: Progress, records: list[dict[str, Any]], bar: Any) -> None:
+    """Count written records (and log the failed ones) on the main thread."""
+    for record in records:
+        stats.generated += 1
+        if record["status"] != "ok":
+            stats.errors.append(f"{record['id']}: {record['error']}")
+            log.warning("%s/%s %s: %s error: %s", record["task"], record["variant"], record["id"],
+                        record["stage"], record["error"])
+        bar.update(1)
+
+
+class WriteBehind:
+    """Builds a batch's records (PNG encoding, image files) and appends them on one worker thread
+    while the model computes the next batch, so file I/O leaves the model's critical path.
+
+    Nothing about durability changes: records are written in order, each after its images and
+    fsynced (`JsonlWriter`). At most one batch is behind; a kill loses at most that batch, which
+    was never written and is generated again on resume. A write error (disk full) is raised by
+    the next `swap`, after which nothing more is written."""
+
+    def __init__(self, writer: JsonlWriter):
+        self.writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
+        self._behind: Future[list[dict[str, Any]]] | None = None
+
+    def swap(self, pending: list[PendingRecord]) -> list[dict[str, Any]]:
+        """Wait for the batch behind (raising its error), start writing `pending`; returns the
+        records that are now written."""
+        behind, self._behind = self._behind, None
+        written = behind.result() if behind is not None else []
+        if pending:
+            self._behind = self._pool.submit(self._write, pending)
+        return written
+
+    def _write(self, pending: list[PendingRecord]) -> list[dict[str, Any]]:
+        records = []
+        for make in pending:
+            records.append(make())
+            self.writer.write(records[-1])
+        return records
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Let the batch behind finish (its records are valid results) before the file closes; on
+        an error in flight that error is the one raised."""
+        self._pool.shutdown(wait=True)
+
+
 def generate_batch(cfg: RunConfig, model: Model, task: Task, batch: list[Sample], variant: Variant,
-                   store: RunStore) -> list[dict[str, Any]]:
-    """Records for one batch; a failing batch is retried sample by sample so one bad sample
-    costs only its own record."""
-    records: dict[str, dict[str, Any]] = {}
+                   store: RunStore) -> list[PendingRecord]:
+    """The records of one batch, each to be built (images saved) when called; a failing batch is
+    retried sample by sample so one bad sample costs only its own record."""
+    records: dict[str, PendingRecord] = {}
     requests: list[tuple[Sample, Request]] = []
     for sample in batch:
         try:
@@ -127,7 +175,7 @@ def generate_batch(cfg: RunConfig, model: Model, task: Task, batch: list[Sample]
         except StoreError:
             raise
         except Exception as err:  # bad data for this sample: record it and go on
-            records[sample.id] = error_record(task, variant, sample, "request", err)
+            records[sample.id] = partial(error_record, task, variant, sample, "request", err)
     groups = [requests] if len(requests) > 1 else [[r] for r in requests]
     while groups:
         group = groups.pop(0)
@@ -142,10 +190,10 @@ def generate_batch(cfg: RunConfig, model: Model, task: Task, batch: list[Sample]
                 groups = [[r] for r in group] + groups
                 continue
             sample, _ = group[0]
-            records[sample.id] = error_record(task, variant, sample, "model", err)
+            records[sample.id] = partial(error_record, task, variant, sample, "model", err)
             continue
         for (sample, req), result in zip(group, results):
-            records[sample.id] = ok_record(task, variant, sample, req, result, store, per_sample)
+            records[sample.id] = partial(ok_record, task, variant, sample, req, result, store, per_sample)
     return [records[s.id] for s in batch]
 
 

@@ -3,12 +3,13 @@
 Computed in one place, at the end of every score pass, from the manifest (model, evaluators that
 scored, config) and the per-task counts, and stored in metrics.json under `trust`:
 
-    {"comparable_with_paper": bool, "reasons": [...],
+    {"comparable_with_paper": bool, "reasons": [...], "world": None | "synthetic world",
      "tasks": {task: {"comparable_with_paper": bool, "reasons": [...], "evaluators": [kinds]}}}
 
 A run is comparable only if every task is. A task is not when it was scored by a stand-in or by
 an evaluator other than the one behind the published numbers, ran on a model that is not the
-released size (tiny, random weights, the constant baseline), used `limit`, departs from the
+released size (tiny, random weights, the constant baseline, a micro model trained on the
+synthetic world: its checkpoint's provenance.json says so), used `limit`, departs from the
 paper's protocol (missing splits, another reference set...), or has generation errors, scoring
 errors (judge failures included) or missing samples. The console (end of `run`/`score`), the
 report, compare and the leaderboard all show these facts; none recomputes them.
@@ -29,8 +30,9 @@ def model_reasons(model: Mapping[str, Any]) -> list[str]:
 
     if model.get("name") == "constant" or "baseline" in str(model.get("kind", "")):
         return ["constant reference baseline, not a model"]
-    reasons = []
-    if model.get("random_weights"):
+    provenance = model.get("provenance") or {}
+    reasons = [world_reason(provenance["world"])] if provenance.get("world") else []
+    if provenance.get("weights") == "random":
         reasons.append("model with random weights")
     config = model.get("config")
     official = LavidaConfig.official().summary()
@@ -92,7 +94,7 @@ def trust_facts(manifest: Mapping[str, Any], results: Mapping[str, Any],
     every = list(dict.fromkeys([*model] + [f"{t}: {r}" for t, v in tasks.items() for r in v["reasons"]
                                             if r not in model]))
     return {"comparable_with_paper": bool(tasks) and not every, "reasons": every or ([] if tasks else ["nothing scored"]),
-            "tasks": tasks}
+            "world": ((manifest.get("model") or {}).get("provenance") or {}).get("world"), "tasks": tasks}
 
 
 def read_trust(run_dir: str | Path) -> dict[str, Any] | None:
@@ -105,11 +107,28 @@ def read_trust(run_dir: str | Path) -> dict[str, Any] | None:
     return data.get("trust") if isinstance(data, dict) else None
 
 
+def world_reason(world: str) -> str:
+    return f"{world}, micro model: comparable with nothing published"
+
+
+def headline(trust: Mapping[str, Any] | None) -> str:
+    """What a not-comparable run's numbers may be compared with, in one phrase (reports, console)."""
+    if trust and trust.get("world"):
+        return world_reason(trust["world"]).capitalize()
+    return "Not comparable with the paper's numbers"
+
+
+def further_reasons(trust: Mapping[str, Any], reasons: list[str]) -> list[str]:
+    """`reasons` less the one `headline(trust)` already states."""
+    stated = world_reason(trust["world"]) if trust.get("world") else None
+    return [r for r in reasons if r != stated]
+
+
 def render(trust: Mapping[str, Any] | None) -> str:
     """The trust facts as console lines."""
     if not trust:
         return "trust: no metrics.json with trust facts (run `lavida-bench score RUN`)"
     if trust.get("comparable_with_paper"):
         return "trust: comparable with the paper (official evaluators, released model, full data, no errors)"
-    lines = ["trust: NOT comparable with the paper's numbers:"]
-    return "\n".join(lines + [f"  - {r}" for r in trust.get("reasons", [])])
+    lines = [f"trust: {headline(trust)}:"]
+    return "\n".join(lines + [f"  - {r}" for r in further_reasons(trust, trust.get("reasons", []))])

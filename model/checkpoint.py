@@ -40,6 +40,9 @@ SINGLE_FILE = "model.safetensors"
 VQ_PREFIX = "model.vqvae."
 VQ_DIR = "vqvae"
 VQ_WEIGHTS = "diffusion_pytorch_model.safetensors"
+# lavida-bench's note of where a checkpoint's weights came from ({"weights": "random" | "trained", ...});
+# not part of the release layout, so a released checkpoint has none and reads as {}.
+PROVENANCE_FILE = "provenance.json"
 TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 TEXT_SUFFIXES = (".json", ".txt", ".model", ".jinja")  # config and tokenizer files: fingerprinted whole
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -78,6 +81,7 @@ class Checkpoint:
     report: KeyReport
     folder: Path
     fingerprint: dict[str, Any] = field(default_factory=dict)  # weights_fingerprint, for the manifest
+    provenance: dict[str, Any] = field(default_factory=dict)  # PROVENANCE_FILE, {} for a released checkpoint
 
 
 # --- reading an untrusted folder ------------------------------------------------------------------
@@ -281,7 +285,7 @@ def load_checkpoint(folder: str | Path, *, device: str = "cpu", dtype: torch.dty
     restore_buffers(network, device)
     network.eval().requires_grad_(False)
     vq = load_vq(folder, vq_tensors or read_vq_file(vq_file), device, dtype)
-    return Checkpoint(network, vq, tokenizer, ids, cfg, report, folder, fingerprint)
+    return Checkpoint(network, vq, tokenizer, ids, cfg, report, folder, fingerprint, read_provenance(folder))
 
 
 def weights_fingerprint(folder: Path, vq_file: Path | None, full: bool) -> dict[str, Any]:
@@ -371,9 +375,16 @@ def load_vq(folder: Path, vq_tensors: dict[str, torch.Tensor], device: str, dtyp
     return VQTokenizer(torch.nn.Module.to(model, device=device, dtype=dtype))
 
 
+def read_provenance(folder: Path) -> dict[str, Any]:
+    path = folder / PROVENANCE_FILE
+    return read_json(path, "where the weights came from (a JSON object)") if path.exists() else {}
+
+
 def save_checkpoint(folder: str | Path, network: LavidaNetwork, vq: VQTokenizer, tokenizer: Any,
-                    shards: int = 2) -> Path:
-    """Write a checkpoint in the release layout (used for tiny models in tests and the demo)."""
+                    provenance: dict[str, Any], shards: int = 2) -> Path:
+    """Write a checkpoint in the release layout (used for tiny models in tests and the demo), with
+    `provenance` (e.g. {"weights": "random", "seed": 0}) beside it, so that every run's trust facts
+    can say what the model is."""
     folder = Path(folder)
     (folder / VQ_DIR).mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(network.config.to_release_dict(), indent=2))
@@ -393,4 +404,5 @@ def save_checkpoint(folder: str | Path, network: LavidaNetwork, vq: VQTokenizer,
     total = sum(t.numel() * t.element_size() for t in tensors.values())
     (folder / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     tokenizer.save_pretrained(folder)
+    (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True))
     return folder

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from PIL import Image
@@ -21,7 +20,7 @@ from lavida_bench.model.network import Route
 from lavida_bench.model.parts import ModelParts
 from lavida_bench.model.sampling.guidance import cfg as guide_cfg
 from lavida_bench.model.sampling.guidance import edit_guidance
-from lavida_bench.model.sampling.image import Denoise, ImageOptions, denoiser, run_steps, start
+from lavida_bench.model.sampling.image import Denoise, Guided, ImageOptions, denoiser, run_steps, start
 from lavida_bench.model.sequences import Batch
 from lavida_bench.model.stages import StageClock, stage_seed
 from lavida_bench.model.tokens import SPECIAL_TOKENS, chat_prompt
@@ -108,7 +107,7 @@ class ImageDrawer:
             images = [p.ck.vq.decode(c[None], side)[0] for c in codes]
         return Drawn(images, steps, clock.seconds / len(jobs), steps)
 
-    def sample(self, logits_fn: Callable[[Tensor], Tensor], options: ImageOptions,
+    def sample(self, logits_fn: Guided, options: ImageOptions,
                generators: list[torch.Generator], n_codes: int) -> tuple[Tensor, int]:
         """The denoising loop: draws per step from each generator, then one (compiled) step."""
         codes = torch.full((len(generators), n_codes), options.mask_id, dtype=torch.long, device=self.parts.device)
@@ -142,9 +141,10 @@ class ImageDrawer:
         return p.net.embed_codes(codes.to(p.device), side)
 
     def guided_logits(self, batch: Batch, planned: Tensor, side: int, src_embeds: Tensor | None,
-                      settings: prompts.ImageSettings, cfg_override: float | None) -> Callable[[Tensor], Tensor]:
+                      settings: prompts.ImageSettings, cfg_override: float | None) -> Guided:
         """Stack [uncond, (image-only), cond] rows (predict_t2i_edit.py:421-611, 443-488) and return the guided logits
-        function; everything that depends only on the prompt is built here, once per draw."""
+        (`Guided`: the branches of one forward pass and the formula combining them); everything
+        that depends only on the prompt is built here, once per draw."""
         p = self.parts
         b, d = batch.ids.shape[0], batch.embeds.shape[-1]
         gen, src = batch.mask_of(p.ids.gen_image), batch.mask_of(p.ids.source_image)
@@ -167,17 +167,20 @@ class ImageDrawer:
         scale = settings.cfg if cfg_override is None else cfg_override
         image_only, net = p.image_only, p.net
 
-        def logits_fn(codes: Tensor) -> Tensor:
+        def branches(codes: Tensor, at: Tensor | None) -> Tensor:
             code_embeds = net.embed_codes(codes, side).to(stacked.dtype).repeat(k, 1, 1).reshape(-1, d)
             embeds = stacked.reshape(-1, d).index_copy(0, code_rows, code_embeds).view_as(stacked)
             hidden, _ = net(embeds, gen_mask=route, valid=valid, image_only=image_only)
             picked = hidden.reshape(-1, d).index_select(0, code_rows).view(k * b, -1, d)
-            parts = net.code_logits(picked, side).float().split(b)
+            places = None if at is None else at.repeat(k, 1)
+            return net.code_logits(picked, side, places).float().unflatten(0, (k, b))
+
+        def combine(parts: Tensor) -> Tensor:
             if k == 3:
                 return edit_guidance(parts[2], parts[1], parts[0], scale, settings.image_cfg, settings.edit_mode)
             return guide_cfg(parts[1], parts[0], scale)
 
-        return logits_fn
+        return Guided(branches, combine)
 
     def prompt_rows(self, batch: Batch, gen: Tensor, planned: Tensor) -> Tensor:
         """Rows the unconditional input masks: up to the end of the user turn, or with a plan,

@@ -136,6 +136,11 @@ class Route:
     def any_gen(self) -> bool:
         return any(self.gen_counts)
 
+    @property
+    def all_gen(self) -> bool:
+        """Every position goes to the generation branch (host arithmetic on the counts)."""
+        return sum(self.gen_counts) == self.mask.numel()
+
     def split(self, x: Tensor, d_gen: int) -> tuple[Tensor, Tensor]:
         """`[B, L, d]` -> (text rows `[N_text, d]`, gen rows `[N_gen, d_gen]`: their first d_gen
         channels, the width of the zero-padded generation state, modeling_llada.py:1062-1081)."""
@@ -198,6 +203,9 @@ class Block(nn.Module):
         (`gen_fn`, on the first d_gen channels) on generation rows; merge each output."""
         if route is None:
             return text_fn(x)
+        if route.all_gen:  # the decoupled blocks of image_only: no text rows to run or merge
+            b, n, d = x.shape
+            return [out.view(b, n, -1) for out in gen_fn(x.reshape(b * n, d)[:, :self.d_gen])]
         xt, xv = route.split(x, self.d_gen)
         return [route.merge(t, v) for t, v in zip(text_fn(xt), gen_fn(xv))]
 
@@ -353,13 +361,24 @@ class LavidaNetwork(nn.Module):
         h = m.gen_embedding_2(h)
         return F.pad(h, (0, self.config.d_model - self.config.d_model_gen))
 
-    def code_logits(self, hidden: Tensor, side: int) -> Tensor:
-        """Post-ln_f gen rows `[N, positions, d_model]` -> logits over the codebook `[N, side*side, K]`."""
+    def code_logits(self, hidden: Tensor, side: int, at: Tensor | None = None) -> Tensor:
+        """Post-ln_f gen rows `[N, positions, d_model]` -> logits over the codebook `[N, side*side, K]`
+        (llava_arch.py:249-265), or with `at [N, m]` only at those code positions `[N, m, K]`.
+
+        With `at`, the last projection runs one row at a time into one `[side*side, K]` buffer and
+        keeps only the picked entries: the same numbers (every row goes through the same kernel),
+        without an N x side*side x K tensor that outgrows the CPU caches (or N fresh buffers)."""
         m = self.model
         h = hidden[..., : self.config.d_model_gen]
         if self.config.downsample:
             h = m.upsample_gen["upsample"](h, side // 2, side // 2)
-        return m.gen_predictor(m.gen_predictor_2(h))
+        head = m.gen_predictor
+        h = head[1](head[0](m.gen_predictor_2(h)))
+        if at is None:
+            return head[2](h)
+        weight = head[2].weight.t()
+        out = h.new_empty(h.shape[1], weight.shape[1])
+        return torch.stack([torch.mm(row, weight, out=out).index_select(0, places) for row, places in zip(h, at)])
 
     def encode_tiles(self, pixels: Tensor) -> Tensor:
         """SigLIP tiles `[T, 3, S, S]` in [-1, 1] -> projected features `[T, tokens, d_model]`."""

@@ -90,6 +90,7 @@ class LavidaPipeline:
     def describe(self) -> dict[str, Any]:
         p, folder = self.parts, Path(self.parts.ck.folder)
         return {"name": self.name, "checkpoint": str(folder), "fingerprint": p.ck.fingerprint,
+                "provenance": p.ck.provenance,
                 "config": p.ck.config.summary(), "image_settings": p.settings_name,
                 "sampler": p.settings.__dict__, "resolution": p.resolution,
                 "grounding_frame": p.grounding_frame, "dtype": str(p.dtype), "device": str(p.device),

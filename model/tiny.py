@@ -86,4 +86,4 @@ def make_tiny(seed: int = 0) -> tuple[LavidaNetwork, VQTokenizer, object]:
 def make_tiny_checkpoint(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny checkpoint folder in the release layout; returns the folder."""
     network, vq, tokenizer = make_tiny(seed)
-    return save_checkpoint(folder, network, vq, tokenizer)
+    return save_checkpoint(folder, network, vq, tokenizer, {"weights": "random", "seed": seed})

@@ -402,5 +402,5 @@ def write_comparison(result: CompareResult, out_dir: Path) -> list[Path]:
     paths = [out_dir / "compare.md", out_dir / "compare.json", out_dir / "compare.html"]
     write_text(paths[0], result.to_markdown())  # atomic: a kill never leaves half a file
     write_text(paths[1], result.to_json())
-    write_text(paths[2], page(f"Comparison: {result.base.name} -> {result.new.name}", [], sections))
+    write_text(paths[2], page(f"Comparison: {result.base.name} -> {result.new.name}", "", [], sections))
     return paths

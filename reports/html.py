@@ -61,10 +61,10 @@ def esc(text: Any) -> str:
     return html.escape(str(text))
 
 
-def banner(reasons: list[str]) -> str:
+def banner(headline: str, reasons: list[str]) -> str:
     if not reasons:
         return ""
-    return ("<p class='banner' id='trust'><b>Not comparable with the paper's numbers.</b> "
+    return (f"<p class='banner' id='trust'><b>{esc(headline)}.</b> "
             + esc("; ".join(reasons)) + ".</p>")
 
 
@@ -109,18 +109,18 @@ def tables_section(section_id: str, title: str, tables: list[Table]) -> str:
     return f"<section id='{section_id}'><h2>{esc(title)}</h2>{body}</section>"
 
 
-def page(title: str, reasons: list[str], sections: list[str]) -> str:
+def page(title: str, headline: str, reasons: list[str], sections: list[str]) -> str:
     """A complete, self-contained HTML document."""
-    body = [f"<h1>{esc(title)}</h1>", banner(reasons)] + sections
+    body = [f"<h1>{esc(title)}</h1>", banner(headline, reasons)] + sections
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def render_page(title: str, reasons: list[str], benchmark: list[Table], costs: list[Table],
+def render_page(title: str, headline: str, reasons: list[str], benchmark: list[Table], costs: list[Table],
                 speed: Table | None, plots: list[Plot], gallery: tuple[list[GalleryItem], list[str]],
                 manifest: dict[str, Any]) -> str:
     """The run report page."""
-    return page(title, reasons, [
+    return page(title, headline, reasons, [
         tables_section("benchmarks", "Benchmarks (paper layout)", benchmark),
         tables_section("planning", "What planning and reflection buy and cost", costs),
         tables_section("speed", "Speed", [speed] if speed else []),

@@ -23,6 +23,7 @@ from lavida_bench.reports.speed import speed_table
 from lavida_bench.reports.table import Table, dumps, to_csv, to_latex, to_markdown
 from lavida_bench.reports.tables import benchmark_tables
 from lavida_bench.store import OUTPUTS, write_text
+from lavida_bench.trust import further_reasons, headline
 
 REPORT_DIR = "report"
 
@@ -32,7 +33,7 @@ def trust_reasons(run: Run) -> list[str]:
     facts scoring stored in metrics.json (lavida_bench/trust.py), never re-derived here."""
     if not run.trust:
         return ["no trust facts (the run is not scored yet)"]
-    return [] if run.trust.get("comparable_with_paper") else list(run.trust.get("reasons", []))
+    return [] if run.trust.get("comparable_with_paper") else further_reasons(run.trust, run.trust.get("reasons", []))
 
 
 def unfinished(run: Run) -> list[str]:
@@ -70,7 +71,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_vari
 
     md = [f"# {title}", ""]
     if reasons:
-        md += [f"> **Not comparable with the paper's numbers:** {'; '.join(reasons)}.", ""]
+        md += [f"> **{headline(run.trust)}:** {'; '.join(reasons)}.", ""]
     md += ["## Benchmarks", ""] + [to_markdown(t, 3) for t in benchmark]
     md += ["## What planning and reflection buy and cost", ""] + [to_markdown(t, 3) for t in costs]
     md += ["## Speed", ""] + ([to_markdown(speed, 3)] if speed else ["no speed rows in this run", ""])
@@ -80,5 +81,5 @@ def write_report(run_dir: Path, out_dir: Path | None = None, *, gallery_per_vari
     md_path, html_path = out / "report.md", out / "report.html"
     out.mkdir(parents=True, exist_ok=True)
     write_text(md_path, "\n".join(md))  # atomic, like every report file: a kill never leaves half a page
-    write_text(html_path, render_page(title, reasons, benchmark, costs, speed, plots, gallery, run.manifest))
+    write_text(html_path, render_page(title, headline(run.trust), reasons, benchmark, costs, speed, plots, gallery, run.manifest))
     return [md_path, html_path, extra]

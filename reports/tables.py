@@ -16,6 +16,7 @@ from lavida_bench.reports.load import Run
 from lavida_bench.reports.published import lavida_number
 from lavida_bench.reports.table import Table
 from lavida_bench.scoring import error_count
+from lavida_bench.trust import further_reasons, headline
 
 EMPTY = {"value": None, "ci_low": None, "ci_high": None, "n": 0}
 
@@ -70,7 +71,7 @@ def metric_row(run: Run, task: str, name: str, variants: list[str], with_paper: 
         stored = run.metric(task, v, name)
         m = scaled(stored, paper_factor(stored)) if stored else dict(EMPTY)
         direction = (stored or {}).get("direction", "")
-        pub = lavida_number(task, name, v)
+        pub = lavida_number(task, name, v) if with_paper[v] else None
         diff = m["value"] - pub.value if pub and m["value"] is not None else None
         row.append(cell_text(m, lay) if stored else "–")
         classes.append("")
@@ -93,7 +94,8 @@ def benchmark_table(run: Run, task: str, diagnostics: bool = False) -> Table | N
     metrics = other if diagnostics else main
     if not metrics:
         return None
-    with_paper = {v: not diagnostics and any(lavida_number(task, m, v) for m in metrics) for v in variants}
+    world = bool(run.trust.get("world"))  # a synthetic-world run stands beside nothing published
+    with_paper = {v: not (diagnostics or world) and any(lavida_number(task, m, v) for m in metrics) for v in variants}
     extra = ["units", "better"] if diagnostics else []  # one unit per table, else one per row
     header = ["metric"] + extra + [c for v in variants
                                    for c in [variant_label(v)] + (["paper", "Δ"] if with_paper[v] else [])]
@@ -125,7 +127,7 @@ def table_notes(run: Run, task: str, main: list[str], diagnostics: bool, citatio
                      + f"; {'lower' if facts.get('direction') == 'lower' else 'higher'} is better")
     trust = run.task_trust(task)
     if not trust.get("comparable_with_paper") and not diagnostics:
-        notes.append("NOT comparable with the paper: " + "; ".join(trust.get("reasons", [])))
+        notes.append(f"{headline(run.trust)}: " + "; ".join(further_reasons(run.trust, trust.get("reasons", []))))
     notes += [f"paper numbers: {c}" for c in sorted(citations)]
     return notes
 

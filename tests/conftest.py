@@ -14,3 +14,13 @@ def task_registry_restored():
 
     with TASKS.restored():
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def task_registry_restored_per_module():
+    """The same for module-scoped fixtures that register fakes (they are set up before any
+    function-scoped fixture, so the one above cannot see them)."""
+    from lavida_bench.tasks import TASKS
+
+    with TASKS.restored():
+        yield

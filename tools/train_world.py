@@ -16,12 +16,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder (must not hold a previous run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vq-steps", type=int, default=1500, help="VQ tokenizer training steps")
-    p.add_argument("--steps", type=int, default=1000, help="network training steps")
-    p.add_argument("--early-step", type=int, default=100, help="step whose weights are kept as <out>/early")
+    p.add_argument("--vq-steps", type=int, default=5000, help="VQ tokenizer training steps")
+    p.add_argument("--steps", type=int, default=9000, help="network training steps")
+    p.add_argument("--early-step", type=int, default=600, help="step whose weights are kept as <out>/early")
     p.add_argument("--text-batch", type=int, default=16)
     p.add_argument("--image-batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=50, help="linear learning-rate warm-up steps")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return p.parse_args(argv)
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = RunSettings(seed=args.seed, vq_steps=args.vq_steps, steps=args.steps, early_step=args.early_step,
                                text_batch=args.text_batch, image_batch=args.image_batch, lr=args.lr,
-                               threads=args.threads)
+                               warmup=args.warmup, threads=args.threads)
         record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]))
     except (ValueError, FileExistsError) as err:
         print(f"train_world: {err}", file=sys.stderr)

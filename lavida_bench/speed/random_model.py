@@ -101,7 +101,9 @@ def random_checkpoint(preset: str = "tiny", *, device: str = "cpu", dtype: torch
         network = LavidaNetwork(cfg, attn_implementation)  # type: ignore[arg-type]
     randomize(network, seed)
     network.eval().requires_grad_(False)
-    vq_model = vq_from_config(vq_config(preset, cfg.codebook_size))
+    with torch.random.fork_rng(devices=[]):  # diffusers' own init, drawn from `seed`: runs repeat
+        torch.manual_seed(seed)
+        vq_model = vq_from_config(vq_config(preset, cfg.codebook_size))
     vq = VQTokenizer(vq_model.to(device=device, dtype=dtype))
     return Checkpoint(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), cfg, KeyReport(),
                       Path(f"random-weights:{preset}:seed{seed}"))

@@ -79,8 +79,9 @@ def record_passes(network: LavidaNetwork, vq: Any = None) -> Iterator[Recording]
     d = network.config.d_model
     wrap(network, "forward", lambda embeds, **kw: rec.passes.append(_forward_pass(embeds, kw)))
     wrap(network, "text_logits", lambda hidden: rec.passes.append(Pass("text_logits", count=hidden.numel() // d)))
+    # every code's logits are computed even when only some are kept (`at`): count them all
     wrap(network, "code_logits",
-         lambda hidden, side: rec.passes.append(Pass("code_logits", count=hidden.shape[0] * side * side)))
+         lambda hidden, side, at=None: rec.passes.append(Pass("code_logits", count=hidden.shape[0] * side * side)))
     wrap(network, "embed_codes", lambda codes, side: rec.passes.append(Pass("embed_codes", count=codes.numel())))
     wrap(network, "encode_tiles", lambda pixels: rec.passes.append(Pass("encode_tiles", count=pixels.shape[0])))
     if vq is not None:

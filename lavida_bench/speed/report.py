@@ -78,13 +78,28 @@ def header(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def split_text(harness: dict[str, Any]) -> str:
+    if harness.get("fixed_s") is None:
+        return ""
+    return (f": fixed per-run {fmt(harness['fixed_s'])} s, between model calls {fmt(harness['between_calls_s'])} s "
+            f"({fmt(harness['between_calls_fraction'])} of the generation phase)")
+
+
+def warm_text(harness: dict[str, Any]) -> str:
+    warm = harness["warm"]
+    return (f"run again in this process: wall {fmt(warm['wall_s'])} s, overhead {fmt(warm['overhead_fraction_of_wall'])} "
+            f"of wall{split_text(warm)}, the same model calls made directly {fmt(warm['direct_model_s'])} s, so "
+            f"{fmt(warm['overhead_vs_direct_fraction'])} of wall against them")
+
+
 def harness_lines(harness: dict[str, Any]) -> list[str]:
     if not harness.get("available"):
         return ["## Harness overhead", "", harness["note"], ""]
     lines = ["## Harness overhead", "",
              (f"{harness['samples']} samples: wall {fmt(harness['wall_s'])} s, model {fmt(harness['model_s'])} s, "
               f"overhead {fmt(harness['overhead_per_sample_s'])} s/sample "
-              f"({fmt(harness['overhead_fraction_of_wall'])} of wall); scoring "
+              f"({fmt(harness['overhead_fraction_of_wall'])} of wall){split_text(harness)}; {warm_text(harness)}; "
+              f"scoring "
               f"{fmt(harness['scoring_samples_per_s'])} samples/s. {harness['note']}."), ""]
     if harness.get("error_records"):
         lines += [(f"{harness['error_records']} sample(s) failed in the harness run (not counted as model "

@@ -19,7 +19,7 @@ import numpy as np
 from lavida_bench.world.detect import detect
 from lavida_bench.world.edits import box_iou
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
-from lavida_bench.world.micro import WORLD_SIDE
+from lavida_bench.world.micro import IMAGE_STEPS, WORLD_SIDE
 from lavida_bench.world.scene import sample_scene
 from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
 
@@ -84,7 +84,8 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
     from lavida_bench.tasks.geneval import judge_image
 
     captions = [geneval_caption(rng, GENEVAL_TAGS[i % len(GENEVAL_TAGS)], WORLD_SIDE) for i in range(n)]
-    requests = [Request(f"t{i}", "generate", c.text, options=Options(resolution=WORLD_SIDE, plan=plan), seed=i)
+    options = Options(resolution=WORLD_SIDE, plan=plan, steps=IMAGE_STEPS)
+    requests = [Request(f"t{i}", "generate", c.text, options=options, seed=i)
                 for i, c in enumerate(captions)]
     results = pipe.generate(requests)
     return float(np.mean([judge_image(r.image, c.meta, backends)[0] for r, c in zip(results, captions)]))

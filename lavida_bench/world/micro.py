@@ -19,6 +19,9 @@ from lavida_bench.model.config import REQUIRED_VALUES, LavidaConfig, VisionConfi
 
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
+# Denoising steps the micro model draws with (the demo preset's variants; the release uses 64):
+# trained at every noise level, it needs no more for 16x16 codes.
+IMAGE_STEPS = 16
 
 
 def micro_config(vocab_size: int) -> LavidaConfig:

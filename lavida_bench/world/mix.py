@@ -27,7 +27,7 @@ from lavida_bench.world.verdicts import judge_pair
 GEN = "<|reserved_token_5|>"  # one per generated-image LLM position
 SOURCE = "<|reserved_token_6|>"  # one per source-image VQ position (editing)
 # task -> share of training examples; image generation dominates as in the release's stage 3
-MIX = {"t2i": 0.34, "edit": 0.14, "ground": 0.14, "understand": 0.16, "judge": 0.1, "plan": 0.12}
+MIX = {"t2i": 0.4, "edit": 0.12, "ground": 0.12, "understand": 0.14, "judge": 0.1, "plan": 0.12}
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")

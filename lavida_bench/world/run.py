@@ -33,9 +33,9 @@ from lavida_bench.world.vqtrain import train_vq
 @dataclass(frozen=True)
 class RunSettings:
     seed: int = 0
-    vq_steps: int = 1500
-    steps: int = 1000
-    early_step: int = 100
+    vq_steps: int = 5000
+    steps: int = 9000
+    early_step: int = 600
     text_batch: int = 16
     image_batch: int = 8
     lr: float = 2e-3
@@ -48,6 +48,10 @@ class RunSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.early_step < self.steps:
             raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
+
+    def cli_args(self) -> list[str]:
+        """The `tools/train_world.py` options that reproduce these settings."""
+        return [f"--{name.replace('_', '-')} {value}" for name, value in asdict(self).items()]
 
 
 def learning_rate(settings: RunSettings, step: int) -> float:
@@ -111,13 +115,21 @@ def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: 
                                     "lr": round(learning_rate(settings, step), 6)})
         bar.set_postfix(log.means(), refresh=False)
         if step == settings.early_step:
-            save(net, trainer.vq, trainer.tokenizer, out / "early")
+            save(net, trainer.vq, trainer.tokenizer, out / "early", provenance(settings, step))
     net.eval()
 
 
-def save(net: LavidaNetwork, vq: VQTokenizer, tokenizer, folder: Path) -> None:
+WORLD = "synthetic world"  # the provenance mark the trust facts read (lavida_bench/trust.py)
+
+
+def provenance(settings: RunSettings, step: int) -> dict[str, Any]:
+    return {"weights": "trained", "world": WORLD, "trained_steps": step, "seed": settings.seed,
+            "command": "python tools/train_world.py " + " ".join(settings.cli_args())}
+
+
+def save(net: LavidaNetwork, vq: VQTokenizer, tokenizer, folder: Path, facts: dict[str, Any]) -> None:
     was_training = net.training
-    save_checkpoint(folder, net.eval(), vq, tokenizer)
+    save_checkpoint(folder, net.eval(), vq, tokenizer, facts)
     net.train(was_training)
 
 
@@ -156,7 +168,7 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "") -> di
     network = build_network(settings, tokenizer)
     trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
     train_network(settings, trainer, out, log)
-    save(network, vq, tokenizer, out / "checkpoint")
+    save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))
     record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE,
               "seconds": {"vq": round(vq_seconds, 1), "total": round(time.monotonic() - started, 1)},
               "final_losses": log.means(),

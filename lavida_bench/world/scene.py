@@ -3,7 +3,7 @@
 A `Scene` is the ground truth (each object's kind, colour and box) and renders itself
 deterministically with `lavida_bench.backends.shapes.draw_shapes`. `sample_scene` draws random
 scenes from a numpy Generator: 1-4 objects, square boxes, never overlapping and never touching
-(a gap of at least `GAP` of the side), each colour far from the background so it stays visible.
+in the cells of a grid (a gap of at least `GAP` of the side), each colour far from the background so it stays visible.
 """
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "dark grey": (60, 60, 60),
 }
 MIN_CONTRAST = 120.0  # RGB distance an object colour keeps from the background
-SIZE_RANGE = (0.22, 0.34)  # object side as a fraction of the image side
+# Objects sit in the cells of a GRID x GRID lattice (at 64 px: boxes of 16 px starting at 4, 24
+# and 44), so every edge falls on the 4-px grid of the micro model's VQ codes and an object is
+# always the same 4x4 codes: the world stays learnable on a CPU budget (see docs/benchmarks.md).
+GRID = 3
+PITCH, MARGIN, OBJECT = 20 / 64, 4 / 64, 16 / 64  # fractions of the side: cell pitch, first offset, object side
 GAP = 0.06  # minimum free space between two objects, as a fraction of the image side
 SIDES = (64, 128)  # the world's image sides, inclusive range
 MAX_OBJECTS = 4
@@ -63,17 +67,19 @@ def boxes_apart(a: Sequence[float], b: Sequence[float], gap: float) -> bool:
     return a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1]
 
 
-def free_box(rng: np.random.Generator, side: int, taken: Sequence[Sequence[float]],
-             tries: int = 200) -> tuple[float, float, float, float] | None:
-    """A random square box inside the canvas that keeps GAP from every box in `taken`."""
+def grid_boxes(side: int) -> list[tuple[float, float, float, float]]:
+    """The GRID x GRID object boxes of a `side` px canvas, row by row."""
+    size = round(OBJECT * side)
+    starts = [round((MARGIN + PITCH * i) * side) for i in range(GRID)]
+    return [(float(x), float(y), float(x + size), float(y + size)) for y in starts for x in starts]
+
+
+def free_box(rng: np.random.Generator, side: int,
+             taken: Sequence[Sequence[float]]) -> tuple[float, float, float, float] | None:
+    """A random grid box that keeps GAP from every box in `taken` (None when none is free)."""
     gap = GAP * side
-    for _ in range(tries):
-        size = int(round(rng.uniform(*SIZE_RANGE) * side))
-        x0, y0 = (int(rng.integers(1, side - size)) for _ in range(2))
-        box = (float(x0), float(y0), float(x0 + size), float(y0 + size))
-        if all(boxes_apart(box, t, gap) for t in taken):
-            return box
-    return None
+    free = [b for b in grid_boxes(side) if all(boxes_apart(b, t, gap) for t in taken)]
+    return free[int(rng.integers(len(free)))] if free else None
 
 
 def sample_scene(rng: np.random.Generator, side: int = 64, specs: Sequence[tuple[str | None, str | None]] | None = None,
@@ -88,7 +94,7 @@ def sample_scene(rng: np.random.Generator, side: int = 64, specs: Sequence[tuple
         raise ValueError(f"no background shows all of {sorted(wanted)}")
     bg = background or str(rng.choice(fitting))
     colors = visible_colors(bg)
-    for _ in range(50):  # a crowded draw may not fit; start over with fresh sizes
+    for _ in range(50):  # a hand-placed `taken` box can crowd the grid; start over
         objects: list[Shape] = []
         for kind, color in specs:
             box = free_box(rng, side, [o.box for o in objects])

@@ -1,8 +1,8 @@
 """Image-token sampler: reveal VQ codes over a fixed number of masked-diffusion steps.
 
 Reproduces the release's `text_to_image` loop (LaVida-O `llava/eval/predict_t2i_edit.py:421-611`)
-apart from the network and guidance: the logits given to `transition` are already guided (see
-guidance.py). Per step every masked code gets a candidate drawn at temperature T together with
+apart from the network and guidance: `transition` takes guided logits (guidance.py), and only
+where it reads them (a stratified step: the positions it commits). Per step every masked code gets a candidate drawn at temperature T together with
 its probability p0 under the untempered softmax; an unmasking policy then picks exactly the
 step's count of positions (schedules.transfer_counts) to commit. Committed codes never change.
 
@@ -111,6 +111,10 @@ class StepInput(NamedTuple):
     picks: Tensor | None  # [B, k_max] stratified: the positions committed now (n = padding)
 
 
+Denoise = Callable[[Tensor, StepInput], Tensor]
+Combine = Callable[[Tensor], Tensor]
+
+
 def grid_side(n_tokens: int) -> int:
     """Side of the square code grid; the stratified order needs a power-of-two square (pmj.py:17-109)."""
     side = math.isqrt(n_tokens)
@@ -216,18 +220,25 @@ def priority(options: ImageOptions, masked: Tensor, p0: Tensor, inputs: StepInpu
     return weights / inputs.policy_noise
 
 
+def needed_positions(inputs: StepInput, n: int) -> Tensor | None:
+    """[B, k_max] the only positions whose logits a stratified step reads (its picks, padding
+    clamped to a real position); None for the confidence policies, which read all n."""
+    return None if inputs.picks is None else inputs.picks.clamp(max=n - 1)
+
+
 def commit_picked(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: StepInput) -> Tensor:
-    """Stratified: candidates drawn at this step's known positions only, written into the codes."""
-    n, vocab = codes.shape[1], logits.shape[-1]
-    at = inputs.picks.clamp(max=n - 1)
-    picked = logits.gather(1, at.to(logits.device)[..., None].expand(-1, -1, vocab))
-    x0, _ = candidates(picked, inputs.uniforms.gather(1, at), options.temperature, with_p0=False)
+    """Stratified: candidates drawn from the logits at this step's known positions
+    ([B, k_max, V], `needed_positions`), written into the codes."""
+    n = codes.shape[1]
+    uniforms = inputs.uniforms.gather(1, needed_positions(inputs, n))
+    x0, _ = candidates(logits, uniforms, options.temperature, with_p0=False)
     padded = torch.cat([codes, codes[:, :1]], dim=1)  # column n takes the padding's writes
     return padded.scatter(1, inputs.picks, x0.to(codes.device))[:, :n]
 
 
 def transition(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: StepInput) -> Tensor:
-    """The codes after one step, tensors only (what `torch.compile` sees): logits [B, n, V]."""
+    """The codes after one step, tensors only (what `torch.compile` sees). `logits` are guided,
+    at every position [B, n, V] or, for the stratified policy, at `needed_positions` only."""
     if inputs.picks is not None:
         return commit_picked(options, codes, logits, inputs)
     masked = codes == options.mask_id
@@ -236,16 +247,45 @@ def transition(options: ImageOptions, codes: Tensor, logits: Tensor, inputs: Ste
     return torch.where(take_top(order, inputs.commits), x0.to(codes.device), codes)
 
 
-Denoise = Callable[[Tensor, StepInput], Tensor]
+def only(branches: Tensor) -> Tensor:
+    """The `combine` of logits that come already guided: one branch."""
+    return branches[0]
 
 
-def denoiser(logits_fn: LogitsFn, options: ImageOptions, who: str) -> Denoise:
-    """One denoising step, codes -> codes: logits (already guided), then `transition`; pure and
-    batched with no host synchronisation, so it can run compiled."""
+def at_positions(logits: Tensor, at: Tensor | None) -> Tensor:
+    """[..., B, n, V] -> [..., B, m, V]: the logits at positions `at` [B, m] (all when None)."""
+    if at is None:
+        return logits
+    index = at.to(logits.device)[..., None].expand(*logits.shape[:-2], -1, logits.shape[-1])
+    return logits.gather(-2, index)
+
+
+@dataclass(frozen=True)
+class Guided:
+    """Code logits as guidance branches: `branches(codes, at)` -> [k, B, m, V], the logits of the
+    k branches of one forward pass at positions `at` [B, m] (all n when None), and
+    `combine([k, B, m, V])` -> [B, m, V], the guidance formula. The formula works entry by
+    entry, so a stratified step combines only the positions it commits: the same numbers as
+    combining everything and then picking, without the k x [B, n, V] arithmetic."""
+
+    branches: Callable[[Tensor, Tensor | None], Tensor]
+    combine: Combine = only
+
+    def __call__(self, codes: Tensor) -> Tensor:
+        return self.combine(self.branches(codes, None))
+
+
+def denoiser(logits_fn: LogitsFn | Guided, options: ImageOptions, who: str) -> Denoise:
+    """One denoising step, codes -> codes: guided logits where the step needs them, then
+    `transition`; pure and batched with no host synchronisation, so it can run compiled.
+    A plain `logits_fn` returns guided logits at every position."""
+    guided = logits_fn if isinstance(logits_fn, Guided) else Guided(lambda c, at: at_positions(logits_fn(c), at)[None])
+
     def denoise(codes: Tensor, inputs: StepInput) -> Tensor:
-        logits = logits_fn(codes)
-        check_logits(logits, codes.shape[0], codes.shape[1], who)
-        return transition(options, codes, logits, inputs)
+        at = needed_positions(inputs, codes.shape[1])
+        branches = guided.branches(codes, at)
+        check_logits(branches[0], codes.shape[0], codes.shape[1] if at is None else at.shape[1], who)
+        return transition(options, codes, guided.combine(branches), inputs)
 
     return denoise
 

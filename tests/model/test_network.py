@@ -298,6 +298,19 @@ def test_embed_codes_and_code_logits(side: int) -> None:
         torch.testing.assert_close(logits[i].double(), ref.code_logits(sd, hidden[i], side, TINY), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("side", [8, 16])
+def test_code_logits_at_positions_are_the_full_logits_picked(side: int) -> None:
+    """`at` keeps only the picked codes' logits (one row's logits at a time): the very same
+    numbers as computing every row's logits and then picking, bit for bit."""
+    net = scrambled(TINY, seed=17)
+    hidden = torch.randn(3, side * side // 4, TINY.d_model, generator=torch.Generator().manual_seed(side))
+    at = torch.randint(0, side * side, (3, 5), generator=torch.Generator().manual_seed(side + 1))
+    full = net.code_logits(hidden, side)
+    picked = net.code_logits(hidden, side, at)
+    assert picked.shape == (3, 5, TINY.codebook_size)
+    assert torch.equal(picked, full.gather(1, at[..., None].expand(-1, -1, TINY.codebook_size)))
+
+
 def test_embed_codes_odd_side_is_an_error() -> None:
     net = scrambled(TINY)
     with pytest.raises(ValueError, match="even"):

@@ -182,3 +182,24 @@ def test_leaderboard_never_stands_one_variant_in_for_another(tmp_path: Path):
     overall = leaderboard([a, b], include_published=False).tables[-1]
     assert [r[1] for r in overall.rows] == ["a"]
     assert any("not ranked overall" in n and "b" in n for n in overall.notes)
+
+
+def test_a_checkpoints_provenance_reaches_the_trust_facts(tmp_path) -> None:
+    """The provenance.json a checkpoint carries (random tiny weights, or the micro model of the
+    synthetic world) is what the trust facts, headline and report banner say."""
+    from lavida_bench.model.checkpoint import load_checkpoint
+    from lavida_bench.model.tiny import make_tiny_checkpoint
+    from lavida_bench.trust import further_reasons, headline, model_reasons, render, trust_facts
+
+    ck = load_checkpoint(make_tiny_checkpoint(tmp_path / "tiny", seed=4))
+    assert ck.provenance == {"weights": "random", "seed": 4}
+    model = {"provenance": ck.provenance, "config": ck.config.summary()}
+    assert model_reasons(model)[0] == "model with random weights"
+    world = {"provenance": {"weights": "trained", "world": "synthetic world"}, "config": ck.config.summary()}
+    facts = trust_facts({"model": world}, {"geneval": {}}, {})
+    assert facts["world"] == "synthetic world" and not facts["comparable_with_paper"]
+    assert headline(facts) == "Synthetic world, micro model: comparable with nothing published"
+    assert "synthetic world, micro model: comparable with nothing published" in facts["reasons"]
+    assert further_reasons(facts, facts["reasons"]) == ["not the released model size (tiny or custom configuration)"]
+    assert render(facts).splitlines()[0] == "trust: Synthetic world, micro model: comparable with nothing published:"
+    assert headline(trust_facts({"model": model}, {"geneval": {}}, {})) == "Not comparable with the paper's numbers"

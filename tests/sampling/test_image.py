@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from lavida_bench.model.sampling.guidance import guide_stacked
-from lavida_bench.model.sampling.image import ImageOptions, sample_codes, sample_image
+from lavida_bench.model.sampling.guidance import cfg, guide_stacked
+from lavida_bench.model.sampling.image import Guided, ImageOptions, at_positions, sample_codes, sample_image
 from lavida_bench.model.sampling.pmj import stratified_order
 from lavida_bench.model.sampling.schedules import transfer_counts
 
@@ -129,6 +129,26 @@ def test_batched_cfg_one_pass_per_step():
     # (1+1)*[1, 2] - [0, 3] = [2, 1]: guidance flips the argmax from token 1 to token 0
     assert codes.tolist() == [[0] * N] * 3
     assert rows_seen == [6] * 4 and trace.nfe == 4
+
+
+@pytest.mark.parametrize("policy", ["stratified", "mmada", "mask_git"])
+def test_guided_branches_give_the_codes_of_guided_logits(policy):
+    """Guidance combined where the step reads the logits (a stratified step: only the positions it
+    commits) gives exactly the codes of guiding every position first."""
+    uncond, cond = (RowContent(length=N, vocab=6, n_ids=MASK + 1, seed=s) for s in (4, 5))
+    widths = []
+
+    def branches(codes, at):
+        widths.append(N if at is None else at.shape[1])
+        return at_positions(torch.stack([uncond(codes), cond(codes)]), at)
+
+    options = ImageOptions(steps=5, policy=policy, temperature=1.0, mask_id=MASK)
+    want, _ = sample_image(lambda codes: cfg(cond(codes), uncond(codes), 2.0), generators(1, 2), N, options)
+    got, _ = sample_image(Guided(branches, lambda parts: cfg(parts[1], parts[0], 2.0)), generators(1, 2), N, options)
+    assert torch.equal(got, want)
+    commits = transfer_counts(N, 5, options.schedule, options.shift)
+    # stratified: the picks table is padded to the largest step's count, well under the N positions
+    assert widths == [max(commits) if policy == "stratified" else N] * len(commits) and max(commits) < N
 
 
 @pytest.mark.parametrize("policy", ["stratified", "mmada", "mask_git"])

@@ -91,7 +91,7 @@ def test_failed_judge_is_a_scoring_error_retried_by_the_next_score(tmp_path: Pat
     assert main(["score", str(out)]) == 0
     assert judge.requests == 3 * n  # exactly the missing ones, once each
     console = capsys.readouterr().out.rstrip().splitlines()  # the trust facts come last
-    assert console[-2:] == ["trust: NOT comparable with the paper's numbers:",
+    assert console[-2:] == ["trust: Not comparable with the paper's numbers:",
                             "  - constant reference baseline, not a model"]  # official judge, no errors left
     assert strict(out / "metrics.json")["tasks"]["imgedit"]["plain"]["counts"]["scored"] == n
     assert main(["score", str(out)]) == 0 and judge.requests == 3 * n  # nothing left to do

@@ -132,3 +132,13 @@ def test_qwen_tiny_grounding_forces_the_answer_length() -> None:
     ids = qwen._ids("x", 3)
     cfg = qwen.model.config
     assert ids.count(cfg.image_token_id) == 3 and len(ids) == 7 + 3 + 2
+
+
+def test_random_weights_repeat_for_a_seed() -> None:
+    """A random-weight model is the same for the same seed, VQ model included, so two speed runs
+    (or two processes) draw the same codes and images."""
+    from lavida_bench.speed.random_model import random_checkpoint
+
+    a, b = random_checkpoint("tiny", seed=3), random_checkpoint("tiny", seed=3)
+    for ours, theirs in ((a.network, b.network), (a.vq.model, b.vq.model)):
+        assert all(torch.equal(x, y) for x, y in zip(ours.state_dict().values(), theirs.state_dict().values()))

@@ -106,6 +106,14 @@ def test_harness_and_scoring_reported(result: tuple[dict[str, Any], Path]) -> No
     harness = res["harness"]
     assert harness["available"], harness["note"]
     assert harness["samples"] == 2 and harness["model_s"] <= harness["wall_s"]
+    # the overhead splits into the fixed per-run part and the part between model calls
+    assert harness["fixed_s"] > 0 and harness["between_calls_s"] >= 0
+    parts = harness["fixed_s"] + harness["between_calls_s"] + harness["model_s"]
+    assert parts == pytest.approx(harness["wall_s"], rel=1e-6)
+    # the same two model calls replayed directly: the overhead against them is reported too
+    warm = harness["warm"]  # the run again, beside the same model calls made directly
+    assert 0 < warm["direct_model_s"] and warm["overhead_vs_direct_fraction"] < 1
+    assert warm["fixed_s"] + warm["between_calls_s"] + warm["model_s"] == pytest.approx(warm["wall_s"], rel=1e-6)
     assert set(res["scoring"]) == {"detector_images", "inception_images", "color_crops", "vqa_questions"}
 
 

@@ -101,3 +101,13 @@ def test_edits_round_trip_through_their_instruction(op: str) -> None:
         seen = [s.shape() for s in detect(edit.target.image())]  # the detector agrees with the truth
         assert outcome(edit.spec, edit.source.objects, seen).done
     assert made >= 10
+
+
+def test_objects_sit_on_the_code_grid() -> None:
+    """At 64 px every object is a 16 px box starting at 4, 24 or 44: exactly 4x4 VQ codes."""
+    from lavida_bench.world.scene import grid_boxes
+
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        for o in sample_scene(rng, 64).objects:
+            assert o.box in grid_boxes(64) and all(v % 4 == 0 for v in o.box) and o.box[2] - o.box[0] == 16
