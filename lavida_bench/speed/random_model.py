@@ -104,7 +104,8 @@ def random_checkpoint(preset: str = "tiny", *, device: str = "cpu", dtype: torch
     with torch.random.fork_rng(devices=[]):  # diffusers' own init, drawn from `seed`: runs repeat
         torch.manual_seed(seed)
         vq_model = vq_from_config(vq_config(preset, cfg.codebook_size))
-    vq = VQTokenizer(vq_model.to(device=device, dtype=dtype))
+    # torch's Module.to: diffusers' ModelMixin.to warns on every dtype cast (see model/checkpoint.py load_vq)
+    vq = VQTokenizer(torch.nn.Module.to(vq_model, device=device, dtype=dtype))
     return Checkpoint(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), cfg, KeyReport(),
                       Path(f"random-weights:{preset}:seed{seed}"))
 
