@@ -27,15 +27,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def settings_from(args: argparse.Namespace):
+    """The RunSettings the parsed options name."""
+    from lavida_bench.world.run import RunSettings
+
+    return RunSettings(seed=args.seed, vq_steps=args.vq_steps, steps=args.steps, early_step=args.early_step,
+                       text_batch=args.text_batch, image_batch=args.image_batch, lr=args.lr,
+                       warmup=args.warmup, threads=args.threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    from lavida_bench.world.run import RunSettings, train_world
+    from lavida_bench.world.run import train_world
 
     try:
-        settings = RunSettings(seed=args.seed, vq_steps=args.vq_steps, steps=args.steps, early_step=args.early_step,
-                               text_batch=args.text_batch, image_batch=args.image_batch, lr=args.lr,
-                               warmup=args.warmup, threads=args.threads)
+        settings = settings_from(args)
         record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]))
     except (ValueError, FileExistsError) as err:
         print(f"train_world: {err}", file=sys.stderr)

@@ -124,7 +124,7 @@ WORLD = "synthetic world"  # the provenance mark the trust facts read (lavida_be
 
 def provenance(settings: RunSettings, step: int) -> dict[str, Any]:
     return {"weights": "trained", "world": WORLD, "trained_steps": step, "seed": settings.seed,
-            "command": "python tools/train_world.py " + " ".join(settings.cli_args())}
+            "command": "python tools/train_world.py --out RUN_FOLDER " + " ".join(settings.cli_args())}
 
 
 def save(net: LavidaNetwork, vq: VQTokenizer, tokenizer, folder: Path, facts: dict[str, Any]) -> None:

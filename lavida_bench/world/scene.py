@@ -2,8 +2,9 @@
 
 A `Scene` is the ground truth (each object's kind, colour and box) and renders itself
 deterministically with `lavida_bench.backends.shapes.draw_shapes`. `sample_scene` draws random
-scenes from a numpy Generator: 1-4 objects, square boxes, never overlapping and never touching
-in the cells of a grid (a gap of at least `GAP` of the side), each colour far from the background so it stays visible.
+scenes from a numpy Generator: 1-4 objects, square boxes in the cells of a grid, never
+overlapping and never touching (a gap of at least `GAP` of the side), each colour far from the
+background so it stays visible.
 """
 from __future__ import annotations
 

@@ -130,3 +130,18 @@ def test_the_command_line_refuses_bad_settings(tmp_path: Path, capsys) -> None:
     spec.loader.exec_module(module)
     assert module.main(["--out", str(tmp_path / "x"), "--steps", "10", "--early-step", "10"]) == 2
     assert "early_step" in capsys.readouterr().err
+
+
+def test_the_recorded_command_reproduces_the_settings() -> None:
+    """provenance.json's command, run through the tool's own parser, gives the same settings."""
+    import importlib.util
+    import shlex
+
+    from lavida_bench.world.run import provenance
+
+    spec = importlib.util.spec_from_file_location("train_world", TOOLS / "train_world.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5)
+    args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
+    assert module.settings_from(args) == settings
