@@ -6,21 +6,15 @@ import torch
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def task_registry_restored():
-    """Tests register fake tasks (tests/harness/fake.py, tests/reliability/fakes.py); each test's
-    registrations are undone when it ends, so no test sees another's."""
+def registry_restored():
     from lavida_bench.tasks import TASKS
 
     with TASKS.restored():
         yield
 
 
-@pytest.fixture(autouse=True, scope="module")
-def task_registry_restored_per_module():
-    """The same for module-scoped fixtures that register fakes (they are set up before any
-    function-scoped fixture, so the one above cannot see them)."""
-    from lavida_bench.tasks import TASKS
-
-    with TASKS.restored():
-        yield
+# Tests register fake tasks (tests/harness/fake.py, tests/reliability/fakes.py); their
+# registrations are undone when each test ends, so no test sees another's. Module-scoped fixtures
+# that register fakes are set up before any function-scoped fixture, so modules get the same.
+task_registry_restored = pytest.fixture(autouse=True)(registry_restored)
+task_registry_restored_per_module = pytest.fixture(autouse=True, scope="module")(registry_restored)

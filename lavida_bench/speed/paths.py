@@ -117,35 +117,29 @@ class CachedImagePrompt(NetworkProxy):
 
 
 @contextlib.contextmanager
-def swapped_network(pipe: Any, network: Any) -> Iterator[Any]:
+def swapped_part(pipe: Any, name: str, value: Any) -> Iterator[Any]:
+    """Run `pipe` with its part `name` (an attribute of `pipe.parts`) set to `value`, restored after."""
+    old = getattr(pipe.parts, name)
+    setattr(pipe.parts, name, value)
+    try:
+        yield pipe
+    finally:
+        setattr(pipe.parts, name, old)
+
+
+def swapped_network(pipe: Any, network: Any) -> contextlib.AbstractContextManager[Any]:
     """Run `pipe` with `network` in place of its own (pipeline and sequence builder)."""
-    old = pipe.parts.net
-    pipe.parts.net = network
-    try:
-        yield pipe
-    finally:
-        pipe.parts.net = old
+    return swapped_part(pipe, "net", network)
 
 
-@contextlib.contextmanager
-def image_only(pipe: Any, on: bool) -> Iterator[Any]:
-    old = pipe.parts.image_only
-    pipe.parts.image_only = on
-    try:
-        yield pipe
-    finally:
-        pipe.parts.image_only = old
+def image_only(pipe: Any, on: bool) -> contextlib.AbstractContextManager[Any]:
+    """Run `pipe` with the image-only decoupled blocks on or off."""
+    return swapped_part(pipe, "image_only", on)
 
 
-@contextlib.contextmanager
-def compiled_steps(pipe: Any) -> Iterator[Any]:
+def compiled_steps(pipe: Any) -> contextlib.AbstractContextManager[Any]:
     """Run `pipe`'s denoising steps compiled (torch.compile, fullgraph) inside the block."""
-    old = pipe.parts.compile_steps
-    pipe.parts.compile_steps = True
-    try:
-        yield pipe
-    finally:
-        pipe.parts.compile_steps = old
+    return swapped_part(pipe, "compile_steps", True)
 
 
 @contextlib.contextmanager
