@@ -46,13 +46,23 @@ def macro_metric(groups: dict[str, Sequence[float]], seed: int = 0,
 
 def statistic_metric(values: Sequence, statistic: Callable[[Sequence], float], seed: int = 0,
                      n_boot: int = 200) -> Metric:
-    """Any statistic of a sample list (e.g. FID of a feature set) with a bootstrap interval."""
+    """Any statistic of a sample list (e.g. FID of a feature set) with a 95% bootstrap interval
+    recentred on the estimate.
+
+    Why recentred: a resample drawn with replacement repeats samples, and a statistic that
+    measures spread (FID's covariance term) is biased by the repeats, so every resample's FID lies
+    above the full set's and a plain percentile interval can exclude its own estimate (a demo run
+    printed 495.2 [497.3, 515.6]). Subtracting the bootstrap's bias (mean of the resamples minus
+    the estimate) keeps the resampling spread and removes that shift; for an unbiased statistic
+    the bias is about zero and the interval is the percentile one.
+    """
     items = list(values)
     if not items:
         return Metric(float("nan"), float("nan"), float("nan"), 0)
     rng = np.random.default_rng(seed)
     value = float(statistic(items))
-    boots = [statistic([items[i] for i in rng.integers(0, len(items), len(items))])
-             for _ in range(n_boot)]
-    lo, hi = np.quantile(boots, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2])
+    boots = np.asarray([statistic([items[i] for i in rng.integers(0, len(items), len(items))])
+                        for _ in range(n_boot)])
+    bias = float(boots.mean()) - value
+    lo, hi = np.quantile(boots, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2]) - bias
     return Metric(value, float(lo), float(hi), len(items))
