@@ -73,7 +73,8 @@ class WorldTrainer:
             raise ValueError(f"a training batch holds one task, got {sorted(tasks)}")
         return self.image_loss(examples, gen) if tasks.pop() in IMAGE_TASKS else self.text_loss(examples, gen)
 
-    def _features(self, examples: list[Example]) -> list[list[Tensor]]:
+    def example_features(self, examples: list[Example]) -> list[list[Tensor]]:
+        """Per example, the SigLIP features of each of its images (all tiles in one call)."""
         tiles = [anyres_tiles(im, self.pinpoints, self.tile) for e in examples for im in e.images]
         feats = iter(self.builder.image_features(tiles))
         return [[next(feats) for _ in e.images] for e in examples]
@@ -89,7 +90,7 @@ class WorldTrainer:
 
     def encode_text(self, examples: list[Example], gen: torch.Generator) -> Encoded:
         rows, targets, where = [], [], []
-        for example, feats in zip(examples, self._features(examples)):
+        for example, feats in zip(examples, self.example_features(examples)):
             row = self.builder.row(example.prompt, feats)
             if example.task == "ground":  # the prompt's four mask slots hold the LOC answer
                 slots = torch.tensor(row.positions_of(self.ids.mask))
@@ -123,7 +124,7 @@ class WorldTrainer:
             codes = self.vq.encode([e.target for e in examples], WORLD_SIDE)
         masks = torch.stack([draw_mask(codes.shape[1], gen) for _ in examples])
         noisy = codes.masked_fill(masks, self.net.config.vq_mask_id)
-        rows = [self.builder.row(e.prompt, f) for e, f in zip(examples, self._features(examples))]
+        rows = [self.builder.row(e.prompt, f) for e, f in zip(examples, self.example_features(examples))]
         batch = self.builder.batch(rows)
         gen_rows, src_rows = batch.mask_of(self.ids.gen_image), batch.mask_of(self.ids.source_image)
         embeds = batch.embeds.clone()

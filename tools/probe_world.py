@@ -1,0 +1,202 @@
+"""Probe how fast the micro network learns one kind of world question (a training diagnostic).
+
+    python tools/probe_world.py --question color --steps 800 --heads 8
+
+Trains a fresh micro network (lavida_bench/world/micro.py) on one question kind only, with the
+world trainer's masked-diffusion loss, and every `--every` steps prints the training loss and the
+held-out accuracy of the first answer token (all answer slots masked, one forward pass). It
+answers "can the network learn this from images at all, and after how many steps?" in minutes,
+where a full `tools/train_world.py` run takes an hour. Question kinds:
+
+- `color`, `count`, `choice`, `exists`: the world's own questions (lavida_bench/world/language.py);
+- `background`: "What is the background?" (every image position carries the answer);
+- `text-binding`: the colour question with the scene described in words and no usable image
+  ("There is a red circle, a blue square. What color is the square?"): the same binding, no vision;
+- `memorize`: eight fixed colour questions, trained and tested on the same eight (the image path
+  carries information at all).
+
+`--pretrain-vision N` first trains the SigLIP tower, resampler and projector for N steps to name the
+object in each 16 px cell through a throw-away linear head (a stand-in for the release's pretrained
+SigLIP). Exit codes: 0 probed, 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+import numpy as np
+
+QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding", "memorize")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--question", choices=QUESTIONS, default="color")
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--every", type=int, default=100, help="steps between held-out measurements")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--heads", type=int, default=None, help="attention heads (default: the micro config's)")
+    p.add_argument("--pretrain-vision", type=int, default=0, metavar="N", help="vision pretraining steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def question_example(rng: np.random.Generator, kind: str):
+    """One understanding Example whose question is of `kind` (memorize draws colour questions)."""
+    from lavida_bench.model import prompts
+    from lavida_bench.model.tokens import chat_prompt
+    from lavida_bench.world.language import questions
+    from lavida_bench.world.micro import WORLD_SIDE
+    from lavida_bench.world.mix import Example
+    from lavida_bench.world.scene import sample_scene
+
+    def ask(question: str, scene, answer: str) -> Example:
+        return Example("understand", chat_prompt(prompts.understand_user(question, 1)), [scene.image()], answer=answer)
+
+    wanted = "color" if kind in ("memorize", "text-binding") else kind
+    while True:
+        scene = sample_scene(rng, WORLD_SIDE)
+        if kind == "background":
+            return ask("What is the background?", scene, scene.background)
+        found = [qa for qa in questions(scene, rng) if qa.kind == wanted]
+        if not found:
+            continue
+        qa = found[0]
+        if kind == "text-binding":
+            described = ", ".join(f"a {o.color} {o.kind}" for o in scene.objects)
+            return ask(f"There is {described}. {qa.question}", scene.with_objects([]), qa.answer)
+        return ask(qa.question, scene, qa.answer)
+
+
+def first_token_accuracy(trainer, examples) -> float:
+    """Share of examples whose first answer token is the argmax with every answer slot masked."""
+    import torch
+
+    from lavida_bench.model.sequences import Row
+
+    rows, targets, slots = [], [], []
+    for example, feats in zip(examples, trainer.example_features(examples)):
+        row = trainer.builder.row(example.prompt, feats)
+        answer = trainer.answer_ids(example)
+        rows.append(Row(row.ids + [trainer.ids.mask] * len(answer), row.features))
+        targets.append(answer[0])
+        slots.append(len(row.ids))
+    batch = trainer.builder.batch(rows)
+    with torch.no_grad():
+        hidden, _ = trainer.net(batch.embeds, valid=batch.valid)
+        logits = trainer.net.text_logits(hidden[torch.arange(len(rows)), torch.tensor(slots)])
+    return float((logits.argmax(-1) == torch.tensor(targets)).float().mean())
+
+
+def pretrain_vision(net, steps: int, rng: np.random.Generator, log) -> None:
+    """Train the vision side to name the object whose centre lies in each 16 px cell (or none)."""
+    import torch
+    import torch.nn.functional as F
+
+    from lavida_bench.backends.shapes import COLORS, SHAPES
+    from lavida_bench.model.vision import anyres_tiles
+    from lavida_bench.world.micro import WORLD_SIDE
+    from lavida_bench.world.scene import sample_scene
+
+    classes = [(k, c) for k in SHAPES for c in COLORS]
+    cells = WORLD_SIDE // 16
+    head = torch.nn.Linear(net.config.d_model, len(classes) + 1)
+    vision = [p for n, p in net.named_parameters() if n.startswith(("model.vision_tower", "model.vision_resampler",
+                                                                      "model.mm_projector"))]
+    opt = torch.optim.AdamW(vision + list(head.parameters()), lr=2e-3)
+    for step in range(1, steps + 1):
+        scenes = [sample_scene(rng, WORLD_SIDE) for _ in range(32)]
+        target = torch.full((len(scenes), cells, cells), len(classes))
+        for i, scene in enumerate(scenes):
+            for o in scene.objects:
+                target[i, int((o.box[1] + o.box[3]) / 32), int((o.box[0] + o.box[2]) / 32)] = classes.index((o.kind, o.color))
+        pixels = torch.cat([anyres_tiles(s.image(), net.config.image_grid_pinpoints, WORLD_SIDE).pixels[:1]
+                            for s in scenes])
+        logits = head(net.encode_tiles(pixels)).reshape(-1, len(classes) + 1)
+        loss = F.cross_entropy(logits, target.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps:
+            acc = float((logits.argmax(-1) == target.flatten()).float().mean())
+            log(f"vision pretraining step {step}: loss {loss.item():.3f}, cell accuracy {acc:.3f}")
+
+
+def build(args: argparse.Namespace):
+    import torch
+
+    from lavida_bench.model.network import LavidaNetwork
+    from lavida_bench.model.tiny import init_weights, tiny_tokenizer
+    from lavida_bench.model.tokens import SpecialIds
+    from lavida_bench.model.vq import VQTokenizer, vq_from_config
+    from lavida_bench.world.micro import WORLD_SIDE, micro_config, micro_vq_config
+    from lavida_bench.world.mix import corpus
+    from lavida_bench.world.trainer import WorldTrainer
+
+    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(args.seed + 1), WORLD_SIDE))
+    cfg = micro_config(len(tokenizer))
+    if args.heads:
+        cfg = dataclasses.replace(cfg, n_heads=args.heads, n_kv_heads=args.heads)
+    net = LavidaNetwork(cfg)
+    init_weights(net, args.seed)
+    torch.manual_seed(args.seed)
+    vq = VQTokenizer(vq_from_config(micro_vq_config()))  # text answers only: the VQ is never used
+    return WorldTrainer(net, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
+
+
+def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
+    """Train and measure; returns one record per measurement."""
+    import torch
+
+    from lavida_bench.world.run import RunSettings, learning_rate
+
+    torch.set_num_threads(args.threads)
+    trainer = build(args)
+    rng = np.random.default_rng(args.seed + 2)
+    if args.pretrain_vision:
+        pretrain_vision(trainer.net, args.pretrain_vision, np.random.default_rng(args.seed + 5), log)
+    fixed_rng, held_out_rng = np.random.default_rng(args.seed + 3), np.random.default_rng(args.seed + 4)
+    fixed = [question_example(fixed_rng, args.question) for _ in range(8)]
+    held_out = fixed if args.question == "memorize" else [question_example(held_out_rng, args.question)
+                                                          for _ in range(64)]
+    settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr)
+    opt = torch.optim.AdamW(trainer.net.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    gen = torch.Generator().manual_seed(args.seed + 6)
+    losses, records, start = [], [], time.monotonic()
+    for step in range(1, args.steps + 1):
+        batch = fixed if args.question == "memorize" else [question_example(rng, args.question)
+                                                           for _ in range(args.batch)]
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(settings, step)
+        loss = trainer.loss(batch, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainer.net.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % args.every == 0 or step == args.steps:
+            trainer.net.eval()
+            record = {"step": step, "loss": float(np.mean(losses[-args.every:])),
+                      "accuracy": first_token_accuracy(trainer, held_out), "seconds": time.monotonic() - start}
+            trainer.net.train()
+            records.append(record)
+            log(f"step {step}: loss {record['loss']:.4f}, held-out first-token accuracy {record['accuracy']:.3f} "
+                f"(n={len(held_out)}), {record['seconds']:.0f} s")
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.steps < 1 or args.every < 1 or args.batch < 1 or args.pretrain_vision < 0:
+        print("probe_world: --steps, --every and --batch must be >= 1, --pretrain-vision >= 0", file=sys.stderr)
+        return 2
+    probe(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
