@@ -39,6 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--heads", type=int, default=None, help="attention heads (default: the micro config's)")
+    p.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the micro config's)")
     p.add_argument("--pretrain-vision", type=int, default=0, metavar="N", help="vision pretraining steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -141,6 +142,8 @@ def build(args: argparse.Namespace):
     cfg = micro_config(len(tokenizer))
     if args.heads:
         cfg = dataclasses.replace(cfg, n_heads=args.heads, n_kv_heads=args.heads)
+    if args.layers:
+        cfg = dataclasses.replace(cfg, n_layers=args.layers)
     net = LavidaNetwork(cfg)
     init_weights(net, args.seed)
     torch.manual_seed(args.seed)

@@ -4,7 +4,10 @@ The objective is the release's (LaVida-O `llava/model/language_model/llava_llada
 258-330`): per sample a noise level t ~ U(0, 1), each answer token masked with probability
 (1 - 1e-3) t + 1e-3 and at least one masked; text answers are masked with the `<|mdm_mask|>`
 token, image codes with code `codebook_size + 1`; the loss is the cross-entropy on the masked
-positions. For classifier-free guidance the whole prompt (every row before the image, except the
+positions. Every example is trained twice in its batch, once with its mask and once with the
+complement of that mask (the release's complementary masking, on unless
+`SKIP_COMPLEMENTARY_MASKING` is set: `do_inv` in `LlavaLladaForMaskedDiffusion.forward`), so each
+answer token and code is a target exactly once. For classifier-free guidance the whole prompt (every row before the image, except the
 image rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
 source-VQ rows by the mask embedding, routed to the understanding branch, with probability
 SOURCE_DROP = 0.5 - exactly how the pipeline forms its unconditional rows at inference.
@@ -89,26 +92,38 @@ class WorldTrainer:
         return ids + [self.ids.eos] * (length - len(ids))
 
     def encode_text(self, examples: list[Example], gen: torch.Generator) -> Encoded:
+        """Each example twice, with complementary masks over its answer (the release's
+        complementary masking), so every answer token is predicted in one of the two rows; a
+        copy with nothing masked is left out."""
         rows, targets, where = [], [], []
         for example, feats in zip(examples, self.example_features(examples)):
-            row = self.builder.row(example.prompt, feats)
-            if example.task == "ground":  # the prompt's four mask slots hold the LOC answer
-                slots = torch.tensor(row.positions_of(self.ids.mask))
-                answer = torch.tensor(self.tokenizer(example.answer).input_ids)
-                if len(slots) != 4 or len(answer) != 4:
-                    raise ValueError(f"grounding example needs 4 slots and 4 LOC tokens: {example.answer!r}")
-            else:
-                answer = torch.tensor(self.answer_ids(example))
-                slots = torch.arange(len(row.ids), len(row.ids) + len(answer))
-                row = Row(row.ids + answer.tolist(), row.features)
+            row, slots, answer = self.answer_row(example, feats)
             masked = draw_mask(len(answer), gen)
-            ids = list(row.ids)
-            for pos, tok, m in zip(slots.tolist(), answer.tolist(), masked.tolist()):
-                ids[pos] = self.ids.mask if m else tok
-            rows.append(Row(ids, row.features))
-            targets.append(answer[masked])
-            where.append(slots[masked])
+            for copy in (masked, ~masked):
+                if bool(copy.any()):
+                    ids = list(row.ids)
+                    for pos in slots[copy].tolist():
+                        ids[pos] = self.ids.mask
+                    rows.append(Row(ids, row.features))
+                    targets.append(answer[copy])
+                    where.append(slots[copy])
         return Encoded(rows, targets, where)
+
+    def answer_row(self, example: Example, feats: list[Tensor]) -> tuple[Row, Tensor, Tensor]:
+        """The row with its answer filled in, the answer's positions in it, and the answer ids."""
+        row = self.builder.row(example.prompt, feats)
+        if example.task == "ground":  # the prompt's four mask slots hold the LOC answer
+            slots = torch.tensor(row.positions_of(self.ids.mask))
+            answer = torch.tensor(self.tokenizer(example.answer).input_ids)
+            if len(slots) != 4 or len(answer) != 4:
+                raise ValueError(f"grounding example needs 4 slots and 4 LOC tokens: {example.answer!r}")
+            ids = list(row.ids)
+            for pos, tok in zip(slots.tolist(), answer.tolist()):
+                ids[pos] = tok
+            return Row(ids, row.features), slots, answer
+        answer = torch.tensor(self.answer_ids(example))
+        slots = torch.arange(len(row.ids), len(row.ids) + len(answer))
+        return Row(row.ids + answer.tolist(), row.features), slots, answer
 
     def text_loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
         enc = self.encode_text(examples, gen)
@@ -120,12 +135,15 @@ class WorldTrainer:
 
     # --- image answers -----------------------------------------------------------------------
     def image_loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
+        """Cross-entropy on the masked codes of each example's two complementary copies; the
+        prompt and source drops are drawn once per example and apply to both copies."""
         with torch.no_grad():
             codes = self.vq.encode([e.target for e in examples], WORLD_SIDE)
-        masks = torch.stack([draw_mask(codes.shape[1], gen) for _ in examples])
+        drawn = torch.stack([draw_mask(codes.shape[1], gen) for _ in examples])
+        masks, codes = torch.cat([drawn, ~drawn]), torch.cat([codes, codes])  # complementary copies
         noisy = codes.masked_fill(masks, self.net.config.vq_mask_id)
         rows = [self.builder.row(e.prompt, f) for e, f in zip(examples, self.example_features(examples))]
-        batch = self.builder.batch(rows)
+        batch = self.builder.batch(rows + rows)
         gen_rows, src_rows = batch.mask_of(self.ids.gen_image), batch.mask_of(self.ids.source_image)
         embeds = batch.embeds.clone()
         d = embeds.shape[-1]
@@ -134,14 +152,15 @@ class WorldTrainer:
         if bool(src_rows.any()):
             with torch.no_grad():
                 source = self.vq.encode([e.source for e in examples if e.source is not None], WORLD_SIDE)
-            embeds[src_rows] = self.net.embed_codes(source, self.side).reshape(-1, d)
-            kept = torch.rand(len(examples), generator=gen) >= SOURCE_DROP
+            embeds[src_rows] = self.net.embed_codes(torch.cat([source, source]), self.side).reshape(-1, d)
+            kept = (torch.rand(len(examples), generator=gen) >= SOURCE_DROP).repeat(2)  # one draw per example
             route |= src_rows & kept[:, None]
             embeds[src_rows & ~kept[:, None]] = self._mask_embedding()
-        dropped = torch.rand(len(examples), generator=gen) < PROMPT_DROP
-        embeds[self.prompt_rows(batch.ids, batch.valid, gen_rows, examples) & dropped[:, None]] = self._mask_embedding()
+        dropped = (torch.rand(len(examples), generator=gen) < PROMPT_DROP).repeat(2)
+        prompt = self.prompt_rows(batch.ids, batch.valid, gen_rows, examples + examples)
+        embeds[prompt & dropped[:, None]] = self._mask_embedding()
         hidden, _ = self.net(embeds, gen_mask=route, valid=batch.valid, image_only=True)
-        logits = self.net.code_logits(hidden[gen_rows].view(len(examples), self.n_pos, d), self.side)
+        logits = self.net.code_logits(hidden[gen_rows].view(2 * len(examples), self.n_pos, d), self.side)
         return F.cross_entropy(logits[masks].float(), codes[masks])
 
     def _mask_embedding(self) -> Tensor:

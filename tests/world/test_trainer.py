@@ -145,3 +145,22 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
+
+
+def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
+    """The release trains each example with its mask and the mask's complement (`do_inv`)."""
+    rng = np.random.default_rng(7)
+    examples = [example(rng, "understand", WORLD_SIDE, trainer.n_pos) for _ in range(6)]
+    enc = trainer.encode_text(examples, torch.Generator().manual_seed(3))
+    rows = iter(zip(enc.rows, enc.targets, enc.where))
+    for ex in examples:
+        _, slots, answer = trainer.answer_row(ex, trainer.example_features([ex])[0])
+        predicted: dict[int, int] = {}
+        while len(predicted) < len(answer):
+            row, targets, where = next(rows)
+            for pos, tok in zip(where.tolist(), targets.tolist()):
+                assert pos not in predicted  # never a target twice
+                assert row.ids[pos] == trainer.ids.mask
+                predicted[pos] = tok
+        assert predicted == dict(zip(slots.tolist(), answer.tolist()))
+    assert next(rows, None) is None
