@@ -6,11 +6,12 @@ The objective is the release's (LaVida-O `llava/model/language_model/llava_llada
 token, image codes with code `codebook_size + 1`; the loss is the cross-entropy on the masked
 positions. Every example is trained twice in its batch, once with its mask and once with the
 complement of that mask (the release's complementary masking, on unless
-`SKIP_COMPLEMENTARY_MASKING` is set: `do_inv` in `LlavaLladaForMaskedDiffusion.forward`), so each
-answer token and code is a target exactly once. For classifier-free guidance the whole prompt (every row before the image, except the
-image rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
-source-VQ rows by the mask embedding, routed to the understanding branch, with probability
-SOURCE_DROP = 0.5 - exactly how the pipeline forms its unconditional rows at inference.
+`SKIP_COMPLEMENTARY_MASKING` is set: `do_inv` in `LlavaLladaForMaskedDiffusion.forward`), so
+each answer token and code is a target exactly once. For classifier-free guidance the whole
+prompt (every row before the image, except the image rows) is replaced by the mask embedding
+with probability PROMPT_DROP = 0.1, and an edit's source-VQ rows by the mask embedding, routed
+to the understanding branch, with probability SOURCE_DROP = 0.5 - exactly how the pipeline
+forms its unconditional rows at inference.
 Sequences are built with the harness's own `SequenceBuilder`, prompts and anyres tiles, so the
 training rows are the inference rows with the answers filled in.
 """
