@@ -5,13 +5,16 @@ The objective is the release's (LaVida-O `llava/model/language_model/llava_llada
 (1 - 1e-3) t + 1e-3 and at least one masked; text answers are masked with the `<|mdm_mask|>`
 token, image codes with code `codebook_size + 1`; the loss is the cross-entropy on the masked
 positions. Every example is trained twice in its batch, once with its mask and once with the
-complement of that mask (the release's complementary masking, on unless
-`SKIP_COMPLEMENTARY_MASKING` is set: `do_inv` in `LlavaLladaForMaskedDiffusion.forward`), so
-each answer token and code is a target exactly once. For classifier-free guidance the whole
-prompt (every row before the image, except the image rows) is replaced by the mask embedding
-with probability PROMPT_DROP = 0.1, and an edit's source-VQ rows by the mask embedding, routed
-to the understanding branch, with probability SOURCE_DROP = 0.5 - exactly how the pipeline
-forms its unconditional rows at inference.
+complement of that mask, so each answer token and code is a target exactly once: complementary
+masking, the default of the release's code (`do_inv` in `LlavaLladaForMaskedDiffusion.forward`).
+The release's published training scripts switch it off (`export SKIP_COMPLEMENTARY_MASKING=1` in
+`scripts/train/*.sh`). Here it stays on by choice: at this size the number of answer targets per
+update is what limits learning (docs/benchmarks.md, the world probes).
+
+For classifier-free guidance the whole prompt (every row before the image, except the image
+rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
+source-VQ rows by the mask embedding, routed to the understanding branch, with probability
+SOURCE_DROP = 0.5 - exactly how the pipeline forms its unconditional rows at inference.
 Sequences are built with the harness's own `SequenceBuilder`, prompts and anyres tiles, so the
 training rows are the inference rows with the answers filled in.
 """
@@ -93,9 +96,8 @@ class WorldTrainer:
         return ids + [self.ids.eos] * (length - len(ids))
 
     def encode_text(self, examples: list[Example], gen: torch.Generator) -> Encoded:
-        """Each example twice, with complementary masks over its answer (the release's
-        complementary masking), so every answer token is predicted in one of the two rows; a
-        copy with nothing masked is left out."""
+        """Each example twice, with complementary masks over its answer, so every answer token
+        is predicted in one of the two rows; a copy with nothing masked is left out."""
         rows, targets, where = [], [], []
         for example, feats in zip(examples, self.example_features(examples)):
             row, slots, answer = self.answer_row(example, feats)

@@ -148,7 +148,7 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
 
 
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
-    """The release trains each example with its mask and the mask's complement (`do_inv`)."""
+    """Each example with its mask and the mask's complement (the release code's `do_inv` default)."""
     rng = np.random.default_rng(7)
     examples = [example(rng, "understand", WORLD_SIDE, trainer.n_pos) for _ in range(6)]
     enc = trainer.encode_text(examples, torch.Generator().manual_seed(3))
