@@ -1,7 +1,8 @@
 """Masked-diffusion training of the micro Lavida-O on the world's task mix.
 
 The objective is the release's (LaVida-O `llava/model/language_model/llava_llada.py:58-92,
-258-330`): per sample a noise level t ~ U(0, 1), each answer token masked with probability
+258-330`): per sample a noise level t ~ U(0, 1) (the code's default `policy='uniform'`; the
+published training scripts pass `--policy cosine`), each answer token masked with probability
 (1 - 1e-3) t + 1e-3 and at least one masked; text answers are masked with the `<|mdm_mask|>`
 token, image codes with code `codebook_size + 1`; the loss is the cross-entropy on the masked
 positions. Every example is trained twice in its batch, once with its mask and once with the
