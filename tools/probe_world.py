@@ -48,29 +48,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def question_example(rng: np.random.Generator, kind: str):
     """One understanding Example whose question is of `kind` (memorize draws colour questions)."""
-    from lavida_bench.model import prompts
-    from lavida_bench.model.tokens import chat_prompt
     from lavida_bench.world.language import questions
     from lavida_bench.world.micro import WORLD_SIDE
-    from lavida_bench.world.mix import Example
+    from lavida_bench.world.mix import question_example as ask
     from lavida_bench.world.scene import sample_scene
-
-    def ask(question: str, scene, answer: str) -> Example:
-        return Example("understand", chat_prompt(prompts.understand_user(question, 1)), [scene.image()], answer=answer)
 
     wanted = "color" if kind in ("memorize", "text-binding") else kind
     while True:
         scene = sample_scene(rng, WORLD_SIDE)
         if kind == "background":
-            return ask("What is the background?", scene, scene.background)
+            return ask("What is the background?", scene.image(), scene.background)
         found = [qa for qa in questions(scene, rng) if qa.kind == wanted]
         if not found:
             continue
         qa = found[0]
         if kind == "text-binding":
             described = ", ".join(f"a {o.color} {o.kind}" for o in scene.objects)
-            return ask(f"There is {described}. {qa.question}", scene.with_objects([]), qa.answer)
-        return ask(qa.question, scene, qa.answer)
+            return ask(f"There is {described}. {qa.question}", scene.with_objects([]).image(), qa.answer)
+        return ask(qa.question, scene.image(), qa.answer)
 
 
 def first_token_accuracy(trainer, examples) -> float:
@@ -81,11 +76,13 @@ def first_token_accuracy(trainer, examples) -> float:
 
     rows, targets, slots = [], [], []
     for example, feats in zip(examples, trainer.example_features(examples)):
-        row = trainer.builder.row(example.prompt, feats)
-        answer = trainer.answer_ids(example)
-        rows.append(Row(row.ids + [trainer.ids.mask] * len(answer), row.features))
-        targets.append(answer[0])
-        slots.append(len(row.ids))
+        row, answer_slots, answer = trainer.answer_row(example, feats)
+        ids = list(row.ids)
+        for pos in answer_slots.tolist():
+            ids[pos] = trainer.ids.mask
+        rows.append(Row(ids, row.features))
+        targets.append(int(answer[0]))
+        slots.append(int(answer_slots[0]))
     batch = trainer.builder.batch(rows)
     with torch.no_grad():
         hidden, _ = trainer.net(batch.embeds, valid=batch.valid)
@@ -104,7 +101,8 @@ def pretrain_vision(net, steps: int, rng: np.random.Generator, log) -> None:
     from lavida_bench.world.scene import sample_scene
 
     classes = [(k, c) for k in SHAPES for c in COLORS]
-    cells = WORLD_SIDE // 16
+    cell = 16  # pixels per feature position: 8 px patches pooled 2x2 (micro_config)
+    cells = WORLD_SIDE // cell
     head = torch.nn.Linear(net.config.d_model, len(classes) + 1)
     vision = [p for n, p in net.named_parameters() if n.startswith(("model.vision_tower", "model.vision_resampler",
                                                                       "model.mm_projector"))]
@@ -114,7 +112,8 @@ def pretrain_vision(net, steps: int, rng: np.random.Generator, log) -> None:
         target = torch.full((len(scenes), cells, cells), len(classes))
         for i, scene in enumerate(scenes):
             for o in scene.objects:
-                target[i, int((o.box[1] + o.box[3]) / 32), int((o.box[0] + o.box[2]) / 32)] = classes.index((o.kind, o.color))
+                row, col = int((o.box[1] + o.box[3]) / 2 // cell), int((o.box[0] + o.box[2]) / 2 // cell)
+                target[i, row, col] = classes.index((o.kind, o.color))
         pixels = torch.cat([anyres_tiles(s.image(), net.config.image_grid_pinpoints, WORLD_SIDE).pixels[:1]
                             for s in scenes])
         logits = head(net.encode_tiles(pixels)).reshape(-1, len(classes) + 1)
@@ -130,12 +129,12 @@ def pretrain_vision(net, steps: int, rng: np.random.Generator, log) -> None:
 def build(args: argparse.Namespace):
     import torch
 
-    from lavida_bench.model.network import LavidaNetwork
-    from lavida_bench.model.tiny import init_weights, tiny_tokenizer
+    from lavida_bench.model.tiny import tiny_tokenizer
     from lavida_bench.model.tokens import SpecialIds
     from lavida_bench.model.vq import VQTokenizer, vq_from_config
     from lavida_bench.world.micro import WORLD_SIDE, micro_config, micro_vq_config
     from lavida_bench.world.mix import corpus
+    from lavida_bench.world.run import RunSettings, build_network
     from lavida_bench.world.trainer import WorldTrainer
 
     tokenizer = tiny_tokenizer(corpus(np.random.default_rng(args.seed + 1), WORLD_SIDE))
@@ -144,8 +143,7 @@ def build(args: argparse.Namespace):
         cfg = dataclasses.replace(cfg, n_heads=args.heads, n_kv_heads=args.heads)
     if args.layers:
         cfg = dataclasses.replace(cfg, n_layers=args.layers)
-    net = LavidaNetwork(cfg)
-    init_weights(net, args.seed)
+    net = build_network(RunSettings(seed=args.seed), tokenizer, cfg)
     torch.manual_seed(args.seed)
     vq = VQTokenizer(vq_from_config(micro_vq_config()))  # text answers only: the VQ is never used
     return WorldTrainer(net, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
@@ -155,7 +153,7 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     """Train and measure; returns one record per measurement."""
     import torch
 
-    from lavida_bench.world.run import RunSettings, learning_rate
+    from lavida_bench.world.run import RunSettings, learning_rate, optimizer, training_step
 
     torch.set_num_threads(args.threads)
     trainer = build(args)
@@ -167,20 +165,13 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     held_out = fixed if args.question == "memorize" else [question_example(held_out_rng, args.question)
                                                           for _ in range(64)]
     settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr)
-    opt = torch.optim.AdamW(trainer.net.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    opt = optimizer(trainer.net, args.lr)
     gen = torch.Generator().manual_seed(args.seed + 6)
     losses, records, start = [], [], time.monotonic()
     for step in range(1, args.steps + 1):
         batch = fixed if args.question == "memorize" else [question_example(rng, args.question)
                                                            for _ in range(args.batch)]
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(settings, step)
-        loss = trainer.loss(batch, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainer.net.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(settings, step))))
         if step % args.every == 0 or step == args.steps:
             trainer.net.eval()
             record = {"step": step, "loss": float(np.mean(losses[-args.every:])),

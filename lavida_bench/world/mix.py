@@ -85,8 +85,12 @@ def understand_example(rng: np.random.Generator, side: int) -> Example:
     scene = sample_scene(rng, side)
     qa = questions(scene, rng)
     pick = qa[int(rng.integers(len(qa)))]
-    return Example("understand", chat_prompt(prompts.understand_user(pick.question, 1)), [scene.image()],
-                   answer=pick.answer)
+    return question_example(pick.question, scene.image(), pick.answer)
+
+
+def question_example(question: str, image: Image.Image, answer: str) -> Example:
+    """A question about one image, in the understanding prompt the pipeline builds."""
+    return Example("understand", chat_prompt(prompts.understand_user(question, 1)), [image], answer=answer)
 
 
 def judge_example(rng: np.random.Generator, side: int) -> Example:

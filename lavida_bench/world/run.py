@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from lavida_bench.model.checkpoint import save_checkpoint
+from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
 from lavida_bench.model.tiny import init_weights, tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer
 from lavida_bench.world.micro import WORLD_SIDE, micro_config
-from lavida_bench.world.mix import MIX, corpus, example
+from lavida_bench.world.mix import MIX, Example, corpus, example
 from lavida_bench.world.trainer import WorldTrainer, sample_task
 from lavida_bench.world.vqtrain import train_vq
 
@@ -62,8 +63,9 @@ def learning_rate(settings: RunSettings, step: int) -> float:
     return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_network(settings: RunSettings, tokenizer) -> LavidaNetwork:
-    network = LavidaNetwork(micro_config(len(tokenizer)))
+def build_network(settings: RunSettings, tokenizer, config: LavidaConfig | None = None) -> LavidaNetwork:
+    """The micro network (or `config`, a variant of it) with seeded initial weights."""
+    network = LavidaNetwork(config or micro_config(len(tokenizer)))
     init_weights(network, settings.seed)
     return network
 
@@ -91,27 +93,38 @@ class LossLog:
         self.file.close()
 
 
+def optimizer(net: LavidaNetwork, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.98),
+                             weight_decay=0.01)
+
+
+def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list[Example], gen: torch.Generator,
+                  lr: float) -> torch.Tensor:
+    """One update on `batch` at learning rate `lr` (gradients clipped to norm 1); returns the loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    loss = trainer.loss(batch, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainer.net.parameters(), 1.0)
+    opt.step()
+    return loss.detach()
+
+
 def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: LossLog) -> None:
     from tqdm import tqdm
 
     rng = np.random.default_rng(settings.seed + 2)
     gen = torch.Generator().manual_seed(settings.seed + 3)
     net = trainer.net.train()
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr,
-                            betas=(0.9, 0.98), weight_decay=0.01)
+    opt = optimizer(net, settings.lr)
     bar = tqdm(range(1, settings.steps + 1), desc="network", unit="step")
     for step in bar:
         task = sample_task(rng, MIX)
         size = settings.image_batch if task in ("t2i", "edit") else settings.text_batch
         batch = [example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(size)]
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(settings, step)
-        loss = trainer.loss(batch, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        log.write("network", step, {"task": task, "loss": round(float(loss.detach()), 4),
+        loss = training_step(opt, trainer, batch, gen, learning_rate(settings, step))
+        log.write("network", step, {"task": task, "loss": round(float(loss), 4),
                                     "lr": round(learning_rate(settings, step), 6)})
         bar.set_postfix(log.means(), refresh=False)
         if step == settings.early_step:

@@ -15,8 +15,9 @@ def load_tool():
 
 
 def test_background_question_is_learned_from_the_image() -> None:
-    """Measured (seed 0): held-out first-token accuracy 0.375 at step 100 and 1.0 at step 200,
-    where the majority answer scores 24/64 = 0.375; only the image tells the backgrounds apart."""
+    """Measured (seed 0, complementary masking): held-out first-token accuracy 0.703 at step 100
+    and 1.0 at step 200 (loss 1.96 then 0.024), where the majority answer scores 24/64 = 0.375;
+    only the image tells the backgrounds apart."""
     tool = load_tool()
     records = tool.probe(tool.parse(["--question", "background", "--steps", "200", "--every", "100"]),
                          log=lambda _: None)
