@@ -12,6 +12,7 @@ where a full `tools/train_world.py` run takes an hour. Question kinds:
 - `background`: "What is the background?" (every image position carries the answer);
 - `text-binding`: the colour question with the scene described in words and no usable image
   ("There is a red circle, a blue square. What color is the square?"): the same binding, no vision;
+- `copy`: "Say the word red." - the answer is a word of the prompt (no binding, no vision);
 - `memorize`: eight fixed colour questions, trained and tested on the same eight (the image path
   carries information at all).
 
@@ -28,10 +29,12 @@ import time
 
 import numpy as np
 
-QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding", "memorize")
+QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding", "copy", "memorize")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from lavida_bench.world.run import RunSettings
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--question", choices=QUESTIONS, default="color")
     p.add_argument("--steps", type=int, default=800)
@@ -41,6 +44,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=None, help="attention heads (default: the micro config's)")
     p.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the micro config's)")
     p.add_argument("--pretrain-vision", type=int, default=0, metavar="N", help="vision pretraining steps")
+    p.add_argument("--padding-from", type=int, default=RunSettings.padding_from,
+                   help="step from which answers' EOS padding is a training target")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -58,6 +63,9 @@ def question_example(rng: np.random.Generator, kind: str):
         scene = sample_scene(rng, WORLD_SIDE)
         if kind == "background":
             return ask("What is the background?", scene.image(), scene.background)
+        if kind == "copy":
+            color = scene.objects[0].color
+            return ask(f"Say the word {color}.", scene.with_objects([]).image(), color)
         found = [qa for qa in questions(scene, rng) if qa.kind == wanted]
         if not found:
             continue
@@ -153,7 +161,7 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     """Train and measure; returns one record per measurement."""
     import torch
 
-    from lavida_bench.world.run import RunSettings, learning_rate, optimizer, training_step
+    from lavida_bench.world.run import RunSettings, learning_rate, optimizer, padding_targets, training_step
 
     torch.set_num_threads(args.threads)
     trainer = build(args)
@@ -164,14 +172,15 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     fixed = [question_example(fixed_rng, args.question) for _ in range(8)]
     held_out = fixed if args.question == "memorize" else [question_example(held_out_rng, args.question)
                                                           for _ in range(64)]
-    settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr)
+    settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr, padding_from=args.padding_from)
     opt = optimizer(trainer.net, args.lr)
     gen = torch.Generator().manual_seed(args.seed + 6)
     losses, records, start = [], [], time.monotonic()
     for step in range(1, args.steps + 1):
         batch = fixed if args.question == "memorize" else [question_example(rng, args.question)
                                                            for _ in range(args.batch)]
-        losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(settings, step))))
+        losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(settings, step),
+                                          padding_targets(settings, step))))
         if step % args.every == 0 or step == args.steps:
             trainer.net.eval()
             record = {"step": step, "loss": float(np.mean(losses[-args.every:])),

@@ -12,28 +12,32 @@ import shlex
 import sys
 
 
+HELP = {"vq_steps": "VQ tokenizer training steps", "steps": "network training steps",
+        "early_step": "step whose weights are kept as <out>/early", "warmup": "linear learning-rate warm-up steps",
+        "padding_from": "step from which text answers' EOS padding is a target", "threads": "torch CPU threads"}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
+    """One option per RunSettings field, with its default (the settings' defaults live there only)."""
+    import dataclasses
+
+    from lavida_bench.world.run import RunSettings
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder (must not hold a previous run)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vq-steps", type=int, default=5000, help="VQ tokenizer training steps")
-    p.add_argument("--steps", type=int, default=9000, help="network training steps")
-    p.add_argument("--early-step", type=int, default=600, help="step whose weights are kept as <out>/early")
-    p.add_argument("--text-batch", type=int, default=16)
-    p.add_argument("--image-batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=50, help="linear learning-rate warm-up steps")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    for field in dataclasses.fields(RunSettings):
+        p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
+                       help=HELP.get(field.name))
     return p.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace):
     """The RunSettings the parsed options name."""
+    import dataclasses
+
     from lavida_bench.world.run import RunSettings
 
-    return RunSettings(seed=args.seed, vq_steps=args.vq_steps, steps=args.steps, early_step=args.early_step,
-                       text_batch=args.text_batch, image_batch=args.image_batch, lr=args.lr,
-                       warmup=args.warmup, threads=args.threads)
+    return RunSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunSettings)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,10 +41,11 @@ class RunSettings:
     image_batch: int = 8
     lr: float = 2e-3
     warmup: int = 50
+    padding_from: int = 300
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("vq_steps", "steps", "text_batch", "image_batch", "threads"):
+        for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.early_step < self.steps:
@@ -61,6 +62,15 @@ def learning_rate(settings: RunSettings, step: int) -> float:
         return settings.lr * step / settings.warmup
     progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
     return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def padding_targets(settings: RunSettings, step: int) -> bool:
+    """Whether text answers' EOS padding is a target at `step`. Before `padding_from` it is not:
+    a network trained from scratch on 16 answer slots, 14 of them EOS, learns "EOS everywhere"
+    and never the answer slot's content; trained on the content first, it keeps it when the
+    padding joins (docs/benchmarks.md, "The answer padding"). The release trains on the padding
+    from the start (LaVida-O `llava_llada.py:189`): its network is a pretrained LLM."""
+    return step >= settings.padding_from
 
 
 def build_network(settings: RunSettings, tokenizer, config: LavidaConfig | None = None) -> LavidaNetwork:
@@ -99,11 +109,12 @@ def optimizer(net: LavidaNetwork, lr: float) -> torch.optim.Optimizer:
 
 
 def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list[Example], gen: torch.Generator,
-                  lr: float) -> torch.Tensor:
-    """One update on `batch` at learning rate `lr` (gradients clipped to norm 1); returns the loss."""
+                  lr: float, padding: bool = True) -> torch.Tensor:
+    """One update on `batch` at learning rate `lr` (gradients clipped to norm 1); returns the loss.
+    `padding`: whether text answers' EOS padding is a target (`padding_targets`)."""
     for group in opt.param_groups:
         group["lr"] = lr
-    loss = trainer.loss(batch, gen)
+    loss = trainer.loss(batch, gen, padding)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainer.net.parameters(), 1.0)
@@ -123,7 +134,7 @@ def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: 
         task = sample_task(rng, MIX)
         size = settings.image_batch if task in ("t2i", "edit") else settings.text_batch
         batch = [example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(size)]
-        loss = training_step(opt, trainer, batch, gen, learning_rate(settings, step))
+        loss = training_step(opt, trainer, batch, gen, learning_rate(settings, step), padding_targets(settings, step))
         log.write("network", step, {"task": task, "loss": round(float(loss), 4),
                                     "lr": round(learning_rate(settings, step), 6)})
         bar.set_postfix(log.means(), refresh=False)

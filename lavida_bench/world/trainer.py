@@ -75,11 +75,15 @@ class WorldTrainer:
         cfg = network.config
         self.tile, self.pinpoints = cfg.vision.image_size, cfg.image_grid_pinpoints
 
-    def loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
+    def loss(self, examples: list[Example], gen: torch.Generator, padding: bool = True) -> Tensor:
+        """The batch's loss; `padding=False` leaves a text answer's EOS padding out of the targets
+        (those positions are still masked in the input)."""
         tasks = {e.task for e in examples}
         if len(tasks) != 1:
             raise ValueError(f"a training batch holds one task, got {sorted(tasks)}")
-        return self.image_loss(examples, gen) if tasks.pop() in IMAGE_TASKS else self.text_loss(examples, gen)
+        if tasks.pop() in IMAGE_TASKS:
+            return self.image_loss(examples, gen)
+        return self.text_loss(examples, gen, padding)
 
     def example_features(self, examples: list[Example]) -> list[list[Tensor]]:
         """Per example, the SigLIP features of each of its images (all tiles in one call)."""
@@ -96,22 +100,31 @@ class WorldTrainer:
             raise ValueError(f"{example.task} answer of {len(ids)} tokens exceeds {length}: {example.answer!r}")
         return ids + [self.ids.eos] * (length - len(ids))
 
-    def encode_text(self, examples: list[Example], gen: torch.Generator) -> Encoded:
+    def encode_text(self, examples: list[Example], gen: torch.Generator, padding: bool = True) -> Encoded:
         """Each example twice, with complementary masks over its answer, so every answer token
-        is predicted in one of the two rows; a copy with nothing masked is left out."""
+        is predicted in one of the two rows; a copy with nothing to predict is left out. With
+        `padding=False` the EOS padding is masked like the rest but is not a target."""
         rows, targets, where = [], [], []
         for example, feats in zip(examples, self.example_features(examples)):
             row, slots, answer = self.answer_row(example, feats)
             masked = draw_mask(len(answer), gen)
+            scored = torch.ones_like(masked) if padding else ~self.padding_of(answer)
             for copy in (masked, ~masked):
-                if bool(copy.any()):
+                if bool((copy & scored).any()):
                     ids = list(row.ids)
                     for pos in slots[copy].tolist():
                         ids[pos] = self.ids.mask
                     rows.append(Row(ids, row.features))
-                    targets.append(answer[copy])
-                    where.append(slots[copy])
+                    targets.append(answer[copy & scored])
+                    where.append(slots[copy & scored])
         return Encoded(rows, targets, where)
+
+    def padding_of(self, answer: Tensor) -> Tensor:
+        """[len] bool: the EOS padding after the answer's `<|eot_id|>` (none for LOC answers)."""
+        ends = (answer == self.ids.eot).nonzero()
+        if len(ends) == 0:
+            return torch.zeros_like(answer, dtype=torch.bool)
+        return torch.arange(len(answer)) > int(ends[0])
 
     def answer_row(self, example: Example, feats: list[Tensor]) -> tuple[Row, Tensor, Tensor]:
         """The row with its answer filled in, the answer's positions in it, and the answer ids."""
@@ -129,8 +142,8 @@ class WorldTrainer:
         slots = torch.arange(len(row.ids), len(row.ids) + len(answer))
         return Row(row.ids + answer.tolist(), row.features), slots, answer
 
-    def text_loss(self, examples: list[Example], gen: torch.Generator) -> Tensor:
-        enc = self.encode_text(examples, gen)
+    def text_loss(self, examples: list[Example], gen: torch.Generator, padding: bool = True) -> Tensor:
+        enc = self.encode_text(examples, gen, padding)
         batch = self.builder.batch(enc.rows)
         hidden, _ = self.net(batch.embeds, valid=batch.valid)
         row_idx = torch.cat([torch.full_like(w, i) for i, w in enumerate(enc.where)])

@@ -164,3 +164,23 @@ def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None
                 predicted[pos] = tok
         assert predicted == dict(zip(slots.tolist(), answer.tolist()))
     assert next(rows, None) is None
+
+
+def test_without_padding_targets_only_the_answer_and_its_eot_are_predicted(trainer) -> None:
+    """`padding=False` (the first `padding_from` steps): the EOS padding is masked in the input as
+    before but never a target; every other answer token still is, exactly once."""
+    rng = np.random.default_rng(11)
+    examples = [example(rng, "understand", WORLD_SIDE, trainer.n_pos) for _ in range(6)]
+    enc = trainer.encode_text(examples, torch.Generator().manual_seed(5), padding=False)
+    targets = torch.cat(enc.targets)
+    assert not bool((targets == trainer.ids.eos).any())
+    expected = sum(len(trainer.tokenizer(e.answer).input_ids) + 1 for e in examples)  # + <|eot_id|>
+    assert len(targets) == expected
+    assert int((targets == trainer.ids.eot).sum()) == len(examples)
+
+
+def test_padding_targets_join_at_padding_from() -> None:
+    from lavida_bench.world.run import RunSettings, padding_targets
+
+    settings = RunSettings(steps=1000, padding_from=300)
+    assert [padding_targets(settings, s) for s in (1, 299, 300, 1000)] == [False, False, True, True]
