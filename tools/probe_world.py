@@ -17,8 +17,8 @@ where a full `tools/train_world.py` run takes an hour. Question kinds:
   carries information at all).
 
 `--pretrain-vision N` first trains the SigLIP tower, resampler and projector for N steps to name the
-object in each 16 px cell through a throw-away linear head (a stand-in for the release's pretrained
-SigLIP). Exit codes: 0 probed, 2 bad arguments.
+object in each 16 px cell (`lavida_bench/world/vision_pretrain.py`, the training run's vision
+stage). Exit codes: 0 probed, 2 bad arguments.
 """
 from __future__ import annotations
 
@@ -98,42 +98,6 @@ def first_token_accuracy(trainer, examples) -> float:
     return float((logits.argmax(-1) == torch.tensor(targets)).float().mean())
 
 
-def pretrain_vision(net, steps: int, rng: np.random.Generator, log) -> None:
-    """Train the vision side to name the object whose centre lies in each 16 px cell (or none)."""
-    import torch
-    import torch.nn.functional as F
-
-    from lavida_bench.backends.shapes import COLORS, SHAPES
-    from lavida_bench.model.vision import anyres_tiles
-    from lavida_bench.world.micro import WORLD_SIDE
-    from lavida_bench.world.scene import sample_scene
-
-    classes = [(k, c) for k in SHAPES for c in COLORS]
-    cell = 16  # pixels per feature position: 8 px patches pooled 2x2 (micro_config)
-    cells = WORLD_SIDE // cell
-    head = torch.nn.Linear(net.config.d_model, len(classes) + 1)
-    vision = [p for n, p in net.named_parameters() if n.startswith(("model.vision_tower", "model.vision_resampler",
-                                                                      "model.mm_projector"))]
-    opt = torch.optim.AdamW(vision + list(head.parameters()), lr=2e-3)
-    for step in range(1, steps + 1):
-        scenes = [sample_scene(rng, WORLD_SIDE) for _ in range(32)]
-        target = torch.full((len(scenes), cells, cells), len(classes))
-        for i, scene in enumerate(scenes):
-            for o in scene.objects:
-                row, col = int((o.box[1] + o.box[3]) / 2 // cell), int((o.box[0] + o.box[2]) / 2 // cell)
-                target[i, row, col] = classes.index((o.kind, o.color))
-        pixels = torch.cat([anyres_tiles(s.image(), net.config.image_grid_pinpoints, WORLD_SIDE).pixels[:1]
-                            for s in scenes])
-        logits = head(net.encode_tiles(pixels)).reshape(-1, len(classes) + 1)
-        loss = F.cross_entropy(logits, target.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 100 == 0 or step == steps:
-            acc = float((logits.argmax(-1) == target.flatten()).float().mean())
-            log(f"vision pretraining step {step}: loss {loss.item():.3f}, cell accuracy {acc:.3f}")
-
-
 def build(args: argparse.Namespace):
     import torch
 
@@ -167,7 +131,10 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     trainer = build(args)
     rng = np.random.default_rng(args.seed + 2)
     if args.pretrain_vision:
-        pretrain_vision(trainer.net, args.pretrain_vision, np.random.default_rng(args.seed + 5), log)
+        from lavida_bench.world.vision_pretrain import pretrain_vision
+
+        accuracy = pretrain_vision(trainer.net, args.pretrain_vision, args.seed + 5)
+        log(f"vision pretraining: {args.pretrain_vision} steps, cell accuracy {accuracy:.3f}")
     fixed_rng, held_out_rng = np.random.default_rng(args.seed + 3), np.random.default_rng(args.seed + 4)
     fixed = [question_example(fixed_rng, args.question) for _ in range(8)]
     held_out = fixed if args.question == "memorize" else [question_example(held_out_rng, args.question)

@@ -12,7 +12,7 @@ import shlex
 import sys
 
 
-HELP = {"vq_steps": "VQ tokenizer training steps", "steps": "network training steps",
+HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretraining steps (0: none)", "steps": "network training steps",
         "early_step": "step whose weights are kept as <out>/early", "warmup": "linear learning-rate warm-up steps",
         "padding_from": "step from which text answers' EOS padding is a target", "threads": "torch CPU threads"}
 

@@ -64,7 +64,12 @@ def qa_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, float]:
     by_kind: dict[str, list[bool]] = {}
     for (qa, _), got in zip(asked, answers):
         by_kind.setdefault(qa.kind, []).append((got.text or "").strip().lower() == qa.answer.lower())
-    return {kind: float(np.mean(v)) for kind, v in sorted(by_kind.items())}
+    return shares(by_kind)
+
+
+def shares(outcomes: dict[str, list[bool]]) -> dict[str, dict[str, float]]:
+    """Per group: the share of True and how many it is over (a rate without its n means little)."""
+    return {name: {"rate": float(np.mean(v)), "n": len(v)} for name, v in sorted(outcomes.items())}
 
 
 def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
@@ -79,7 +84,9 @@ def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
     return float(np.mean([(PASS_PHRASE in (a.text or "")) == p.correct for a, p in zip(answers, pairs)]))
 
 
-def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = False) -> float:
+def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = False) -> dict[str, Any]:
+    """GenEval's rules on `n` generated images, the prompts cycling through the six tags: the
+    overall share passed and the share per tag."""
     from lavida_bench.api import Options, Request
     from lavida_bench.tasks.geneval import judge_image
 
@@ -88,7 +95,11 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
     requests = [Request(f"t{i}", "generate", c.text, options=options, seed=i)
                 for i, c in enumerate(captions)]
     results = pipe.generate(requests)
-    return float(np.mean([judge_image(r.image, c.meta, backends)[0] for r, c in zip(results, captions)]))
+    by_tag: dict[str, list[bool]] = {}
+    for r, c in zip(results, captions):
+        by_tag.setdefault(c.meta["tag"], []).append(bool(judge_image(r.image, c.meta, backends)[0]))
+    passed = [ok for v in by_tag.values() for ok in v]
+    return {"overall": {"rate": float(np.mean(passed)), "n": len(passed)}, **shares(by_tag)}
 
 
 def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:

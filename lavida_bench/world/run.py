@@ -1,7 +1,9 @@
 """One training run of the micro world model, from a seed to a checkpoint in the release layout.
 
 Stages: the tokenizer's merges are learned from the world's texts; the VQ is trained on world
-images; the network is trained with the masked-diffusion objective on the task mix. The run
+images; the network's vision side is pretrained to name the objects in each feature cell (the
+stand-in for the release's pretrained SigLIP, `vision_pretrain.py`); the network is trained with
+the masked-diffusion objective on the task mix. The run
 folder gets `checkpoint/` (the final weights, release layout), `early/` (the same command's
 weights at `early_step`, the under-trained model for regression demos), `loss.jsonl` (one line
 per step) and `train.json` (the command's settings, seed, timings, final losses and the
@@ -28,6 +30,7 @@ from lavida_bench.model.vq import VQTokenizer
 from lavida_bench.world.micro import WORLD_SIDE, micro_config
 from lavida_bench.world.mix import MIX, Example, corpus, example
 from lavida_bench.world.trainer import WorldTrainer, sample_task
+from lavida_bench.world.vision_pretrain import pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
 
 
@@ -35,6 +38,7 @@ from lavida_bench.world.vqtrain import train_vq
 class RunSettings:
     seed: int = 0
     vq_steps: int = 5000
+    vision_steps: int = 1000
     steps: int = 9000
     early_step: int = 600
     text_batch: int = 16
@@ -45,6 +49,8 @@ class RunSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
+        if self.vision_steps < 0:
+            raise ValueError(f"vision_steps must be >= 0, got {self.vision_steps}")
         for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -190,6 +196,15 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "") -> di
     vq.model.requires_grad_(False)
     vq_seconds = time.monotonic() - started
     network = build_network(settings, tokenizer)
+    vision_bar = tqdm(total=settings.vision_steps, desc="vision", unit="step")
+
+    def vision_log(step: int, values: dict[str, float]) -> None:
+        log.write("vision", step, {k: round(v, 5) for k, v in values.items()})
+        vision_bar.update(1)
+        vision_bar.set_postfix(values, refresh=False)
+
+    pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
+    vision_bar.close()
     trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
     train_network(settings, trainer, out, log)
     save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))

@@ -10,7 +10,10 @@ complement of that mask, so each answer token and code is a target exactly once:
 masking, the default of the release's code (`do_inv` in `LlavaLladaForMaskedDiffusion.forward`).
 The release's published training scripts switch it off (`export SKIP_COMPLEMENTARY_MASKING=1` in
 `scripts/train/*.sh`). Here it stays on by choice: at this size the number of answer targets per
-update is what limits learning (docs/benchmarks.md, the world probes).
+update is what limits learning (docs/benchmarks.md, the world probes). A second deliberate
+difference: for the first `padding_from` steps a text answer's EOS padding is masked but not a
+target (`run.padding_targets`); trained on it from the start, a network without a pretrained
+LLM learns "EOS everywhere" and never the answer (docs/benchmarks.md, "The answer padding").
 
 For classifier-free guidance the whole prompt (every row before the image, except the image
 rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's

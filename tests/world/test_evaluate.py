@@ -38,3 +38,29 @@ def test_vq_recall_of_perfect_and_useless_tokenizers() -> None:
 def test_a_judge_that_always_approves_is_right_half_the_time() -> None:
     """judge_accuracy alternates wrong and matching images."""
     assert judge_accuracy(SayCorrect(), np.random.default_rng(0), 8) == 0.5
+
+
+class DrawTruth:
+    """Generates, for each caption, the scene it was written from (or a blank canvas)."""
+
+    def __init__(self, scenes: dict[str, object] | None):
+        self.scenes = scenes
+
+    def generate(self, requests):
+        blank = Image.new("RGB", (64, 64), "white")
+        return [Result(image=self.scenes[r.prompt].image() if self.scenes else blank) for r in requests]
+
+
+def test_geneval_pass_reports_each_tag_with_its_n() -> None:
+    from lavida_bench.backends import Backends, BackendsConfig
+    from lavida_bench.world.evaluate import geneval_pass
+    from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption
+
+    backends = Backends(BackendsConfig.standins())
+    rng = np.random.default_rng(3)
+    truth = {c.text: c.scene for c in (geneval_caption(rng, GENEVAL_TAGS[i % 6], 64) for i in range(12))}
+    right = geneval_pass(DrawTruth(truth), backends, np.random.default_rng(3), 12)
+    assert right["overall"] == {"rate": 1.0, "n": 12}
+    assert {tag: right[tag]["n"] for tag in GENEVAL_TAGS} == dict.fromkeys(GENEVAL_TAGS, 2)
+    blank = geneval_pass(DrawTruth(None), backends, np.random.default_rng(3), 12)
+    assert blank["overall"] == {"rate": 0.0, "n": 12}

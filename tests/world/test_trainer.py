@@ -107,14 +107,14 @@ def test_the_codebook_is_the_worlds_patch_vocabulary() -> None:
 
 
 def test_a_run_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
-    settings = RunSettings(seed=5, vq_steps=3, steps=4, early_step=2, text_batch=2, image_batch=2)
+    settings = RunSettings(seed=5, vq_steps=3, vision_steps=2, steps=4, early_step=2, text_batch=2, image_batch=2)
     record = train_world(settings, tmp_path / "run", command="test")
     ck = load_checkpoint(tmp_path / "run" / "checkpoint")
     assert ck.config.d_model == 128 and ck.vq.codebook_size == ck.config.codebook_size == 8192
     assert record["fingerprint"]["checkpoint"] == weights_fingerprint(tmp_path / "run" / "checkpoint")
     assert json.loads((tmp_path / "run" / "train.json").read_text())["settings"]["seed"] == 5
     lines = [json.loads(x) for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
-    assert [x["stage"] for x in lines] == ["vq"] * 3 + ["network"] * 4
+    assert [x["stage"] for x in lines] == ["vq"] * 3 + ["vision"] * 2 + ["network"] * 4
     assert load_checkpoint(tmp_path / "run" / "early").config.d_model == 128
     size = sum(p.stat().st_size for p in (tmp_path / "run" / "checkpoint").rglob("*.safetensors"))
     assert size < 25 * 2**20, size

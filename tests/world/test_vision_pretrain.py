@@ -1,0 +1,47 @@
+"""The vision pretraining stage: its cell targets and that it teaches the tower to name objects."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lavida_bench.backends.shapes import Shape
+from lavida_bench.world.scene import Scene
+from lavida_bench.world.vision_pretrain import CLASSES, VISION_PREFIXES, cell_targets, pretrain_vision
+
+NONE = len(CLASSES)
+
+
+@pytest.fixture
+def micro_network():
+    from lavida_bench.model.network import LavidaNetwork
+    from lavida_bench.model.tiny import init_weights
+    from lavida_bench.world.micro import micro_config
+
+    network = LavidaNetwork(micro_config(vocab_size=64))
+    init_weights(network, 0)
+    return network
+
+
+def test_cells_name_the_object_covering_a_quarter_or_more() -> None:
+    """64 px, 4x4 cells of 16 px (256 px^2; a quarter is 64). Red at (4, 4): 144 px^2 of cell
+    (0,0), 48 of (0,1) and (1,0). Green in the middle: 64 of each of the four middle cells.
+    Blue below it: 96 of (3,1) and (3,2), 32 of (2,1) and (2,2), which stay green."""
+    red = Shape("circle", "red", (4.0, 4.0, 20.0, 20.0))
+    green = Shape("triangle", "green", (24.0, 24.0, 40.0, 40.0))
+    blue = Shape("square", "blue", (24.0, 44.0, 40.0, 60.0))
+    got = cell_targets(Scene(64, (red, green, blue)), 4).reshape(4, 4)
+    r, g, b = (CLASSES.index(c) for c in (("circle", "red"), ("triangle", "green"), ("square", "blue")))
+    assert got.tolist() == [[r, NONE, NONE, NONE],
+                            [NONE, g, g, NONE],
+                            [NONE, g, g, NONE],
+                            [NONE, b, b, NONE]]
+
+
+def test_pretraining_changes_only_the_vision_side_and_beats_naming_no_object(micro_network) -> None:
+    before = {n: p.detach().clone() for n, p in micro_network.named_parameters()}
+    accuracy = pretrain_vision(micro_network, 500, seed=0)
+    changed = {n for n, p in micro_network.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith(VISION_PREFIXES) for n in changed)
+    # measured (seed 0, one thread; mean of the last 50 batches): 0.84 at step 500, 0.965 at
+    # 1,000; "no object" in every cell scores 0.72 on the world's 1-4 objects
+    assert accuracy > 0.78
