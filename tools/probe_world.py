@@ -4,7 +4,8 @@
 
 Trains a fresh micro network (lavida_bench/world/micro.py) on one question kind only, with the
 world trainer's masked-diffusion loss, and every `--every` steps prints the training loss and the
-held-out accuracy of the first answer token (all answer slots masked, one forward pass). It
+held-out accuracy of the first answer token and of the whole answer (all answer slots masked, one
+forward pass). It
 answers "can the network learn this from images at all, and after how many steps?" in minutes,
 where a full `tools/train_world.py` run takes an hour. Question kinds:
 
@@ -13,6 +14,8 @@ where a full `tools/train_world.py` run takes an hour. Question kinds:
 - `text-binding`: the colour question with the scene described in words and no usable image
   ("There is a red circle, a blue square. What color is the square?"): the same binding, no vision;
 - `copy`: "Say the word red." - the answer is a word of the prompt (no binding, no vision);
+- `ground`: the RefCOCO prompt on a referring expression ("the red circle"); the four LOC
+  tokens all right in one pass is one-step grounding's exact box;
 - `memorize`: eight fixed colour questions, trained and tested on the same eight (the image path
   carries information at all).
 
@@ -29,7 +32,7 @@ import time
 
 import numpy as np
 
-QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding", "copy", "memorize")
+QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding", "copy", "memorize", "ground")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -52,12 +55,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def question_example(rng: np.random.Generator, kind: str):
-    """One understanding Example whose question is of `kind` (memorize draws colour questions)."""
+    """One Example of `kind`: a question (memorize draws colour questions) or a grounding prompt."""
     from lavida_bench.world.language import questions
     from lavida_bench.world.micro import WORLD_SIDE
     from lavida_bench.world.mix import question_example as ask
     from lavida_bench.world.scene import sample_scene
 
+    from lavida_bench.world.mix import ground_example
+
+    if kind == "ground":
+        return ground_example(rng, WORLD_SIDE)
     wanted = "color" if kind in ("memorize", "text-binding") else kind
     while True:
         scene = sample_scene(rng, WORLD_SIDE)
@@ -76,26 +83,31 @@ def question_example(rng: np.random.Generator, kind: str):
         return ask(qa.question, scene.image(), qa.answer)
 
 
-def first_token_accuracy(trainer, examples) -> float:
-    """Share of examples whose first answer token is the argmax with every answer slot masked."""
+def one_pass_accuracy(trainer, examples) -> tuple[float, float]:
+    """With every answer slot masked, one forward pass: the share of examples whose first answer
+    token is the argmax, and the share whose every answer token but the EOS padding is."""
     import torch
 
     from lavida_bench.model.sequences import Row
 
-    rows, targets, slots = [], [], []
+    rows, answers, slots = [], [], []
     for example, feats in zip(examples, trainer.example_features(examples)):
         row, answer_slots, answer = trainer.answer_row(example, feats)
         ids = list(row.ids)
         for pos in answer_slots.tolist():
             ids[pos] = trainer.ids.mask
         rows.append(Row(ids, row.features))
-        targets.append(int(answer[0]))
-        slots.append(int(answer_slots[0]))
+        answers.append(answer)
+        slots.append(answer_slots)
     batch = trainer.builder.batch(rows)
     with torch.no_grad():
         hidden, _ = trainer.net(batch.embeds, valid=batch.valid)
-        logits = trainer.net.text_logits(hidden[torch.arange(len(rows)), torch.tensor(slots)])
-    return float((logits.argmax(-1) == torch.tensor(targets)).float().mean())
+    first, whole = [], []
+    for i, (answer, answer_slots) in enumerate(zip(answers, slots)):
+        right = trainer.net.text_logits(hidden[i, answer_slots]).argmax(-1) == answer
+        first.append(bool(right[0]))
+        whole.append(bool(right[~trainer.padding_of(answer)].all()))
+    return float(np.mean(first)), float(np.mean(whole))
 
 
 def build(args: argparse.Namespace):
@@ -150,12 +162,13 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
                                           padding_targets(settings, step))))
         if step % args.every == 0 or step == args.steps:
             trainer.net.eval()
-            record = {"step": step, "loss": float(np.mean(losses[-args.every:])),
-                      "accuracy": first_token_accuracy(trainer, held_out), "seconds": time.monotonic() - start}
+            accuracy, answer_accuracy = one_pass_accuracy(trainer, held_out)
+            record = {"step": step, "loss": float(np.mean(losses[-args.every:])), "accuracy": accuracy,
+                      "answer_accuracy": answer_accuracy, "seconds": time.monotonic() - start}
             trainer.net.train()
             records.append(record)
-            log(f"step {step}: loss {record['loss']:.4f}, held-out first-token accuracy {record['accuracy']:.3f} "
-                f"(n={len(held_out)}), {record['seconds']:.0f} s")
+            log(f"step {step}: loss {record['loss']:.4f}, held-out first-token accuracy {accuracy:.3f}, "
+                f"whole answer {answer_accuracy:.3f} (n={len(held_out)}), {record['seconds']:.0f} s")
     return records
 
 
