@@ -3,11 +3,10 @@
 Stages: the tokenizer's merges are learned from the world's texts; the VQ is trained on world
 images; the network's vision side is pretrained to name the objects in each feature cell (the
 stand-in for the release's pretrained SigLIP, `vision_pretrain.py`); the network is trained with
-the masked-diffusion objective on the task mix. The run
-folder gets `checkpoint/` (the final weights, release layout), `early/` (the same command's
-weights at `early_step`, the under-trained model for regression demos), `loss.jsonl` (one line
-per step) and `train.json` (the command's settings, seed, timings, final losses and the
-fingerprints of the weights).
+the masked-diffusion objective on the task mix. The run folder gets `checkpoint/` (the final
+weights, release layout), `early/` (the same command's weights at `early_step`, the
+under-trained model for regression demos), `loss.jsonl` (one line per step) and `train.json`
+(the command's settings, seed, timings, final losses and the fingerprints of the weights).
 """
 from __future__ import annotations
 
@@ -109,6 +108,27 @@ class LossLog:
         self.file.close()
 
 
+class StageLog:
+    """A stage's step callback: each step's values go to `loss.jsonl` and to a progress bar."""
+
+    def __init__(self, log: LossLog, stage: str, steps: int):
+        from tqdm import tqdm
+
+        self.log, self.stage = log, stage
+        self.bar = tqdm(total=steps, desc=stage, unit="step")
+
+    def __call__(self, step: int, values: dict[str, float]) -> None:
+        self.log.write(self.stage, step, {k: round(v, 5) for k, v in values.items()})
+        self.bar.update(1)
+        self.bar.set_postfix(values, refresh=False)
+
+    def __enter__(self) -> "StageLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
 def optimizer(net: LavidaNetwork, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.98),
                              weight_decay=0.01)
@@ -173,8 +193,6 @@ def weights_fingerprint(folder: Path) -> dict[str, str]:
 
 def train_world(settings: RunSettings, out: str | Path, command: str = "") -> dict[str, Any]:
     """Run every stage into `out` (which must not hold a previous run); returns train.json's content."""
-    from tqdm import tqdm
-
     out = Path(out)
     if (out / "train.json").exists() or (out / "loss.jsonl").exists():
         raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder")
@@ -184,27 +202,13 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "") -> di
     log = LossLog(out / "loss.jsonl")
     started = time.monotonic()
     tokenizer = tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
-    bar = tqdm(total=settings.vq_steps, desc="vq", unit="step")
-
-    def vq_log(step: int, values: dict[str, float]) -> None:
-        log.write("vq", step, {k: round(v, 5) for k, v in values.items()})
-        bar.update(1)
-        bar.set_postfix(values, refresh=False)
-
-    vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
-    bar.close()
+    with StageLog(log, "vq", settings.vq_steps) as vq_log:
+        vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
     vq.model.requires_grad_(False)
     vq_seconds = time.monotonic() - started
     network = build_network(settings, tokenizer)
-    vision_bar = tqdm(total=settings.vision_steps, desc="vision", unit="step")
-
-    def vision_log(step: int, values: dict[str, float]) -> None:
-        log.write("vision", step, {k: round(v, 5) for k, v in values.items()})
-        vision_bar.update(1)
-        vision_bar.set_postfix(values, refresh=False)
-
-    pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
-    vision_bar.close()
+    with StageLog(log, "vision", settings.vision_steps) as vision_log:
+        pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
     trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
     train_network(settings, trainer, out, log)
     save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))
