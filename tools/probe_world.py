@@ -5,9 +5,8 @@
 Trains a fresh micro network (lavida_bench/world/micro.py) on one question kind only, with the
 world trainer's masked-diffusion loss, and every `--every` steps prints the training loss and the
 held-out accuracy of the first answer token and of the whole answer (all answer slots masked, one
-forward pass). It
-answers "can the network learn this from images at all, and after how many steps?" in minutes,
-where a full `tools/train_world.py` run takes an hour. Question kinds:
+forward pass). It answers "can the network learn this from images at all, and after how many
+steps?" in minutes, where a full `tools/train_world.py` run takes an hour. Question kinds:
 
 - `color`, `count`, `choice`, `exists`: the world's own questions (lavida_bench/world/language.py);
 - `background`: "What is the background?" (every image position carries the answer);
@@ -54,14 +53,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def question_example(rng: np.random.Generator, kind: str):
+def probe_example(rng: np.random.Generator, kind: str):
     """One Example of `kind`: a question (memorize draws colour questions) or a grounding prompt."""
     from lavida_bench.world.language import questions
     from lavida_bench.world.micro import WORLD_SIDE
+    from lavida_bench.world.mix import ground_example
     from lavida_bench.world.mix import question_example as ask
     from lavida_bench.world.scene import sample_scene
-
-    from lavida_bench.world.mix import ground_example
 
     if kind == "ground":
         return ground_example(rng, WORLD_SIDE)
@@ -148,15 +146,15 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
         accuracy = pretrain_vision(trainer.net, args.pretrain_vision, args.seed + 5)
         log(f"vision pretraining: {args.pretrain_vision} steps, cell accuracy {accuracy:.3f}")
     fixed_rng, held_out_rng = np.random.default_rng(args.seed + 3), np.random.default_rng(args.seed + 4)
-    fixed = [question_example(fixed_rng, args.question) for _ in range(8)]
-    held_out = fixed if args.question == "memorize" else [question_example(held_out_rng, args.question)
+    fixed = [probe_example(fixed_rng, args.question) for _ in range(8)]
+    held_out = fixed if args.question == "memorize" else [probe_example(held_out_rng, args.question)
                                                           for _ in range(64)]
     settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr, padding_from=args.padding_from)
     opt = optimizer(trainer.net, args.lr)
     gen = torch.Generator().manual_seed(args.seed + 6)
     losses, records, start = [], [], time.monotonic()
     for step in range(1, args.steps + 1):
-        batch = fixed if args.question == "memorize" else [question_example(rng, args.question)
+        batch = fixed if args.question == "memorize" else [probe_example(rng, args.question)
                                                            for _ in range(args.batch)]
         losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(settings, step),
                                           padding_targets(settings, step))))
