@@ -20,12 +20,13 @@ from torch import Tensor
 
 from lavida_bench.backends.shapes import COLORS, SHAPES
 from lavida_bench.model.network import LavidaNetwork
+from lavida_bench.model.params import VISION
 from lavida_bench.model.vision import anyres_tiles
 from lavida_bench.world.micro import WORLD_SIDE
 from lavida_bench.world.scene import Scene, sample_scene
 
 CLASSES = [(kind, color) for kind in SHAPES for color in COLORS]  # + one "no object" class
-VISION_PREFIXES = ("model.vision_tower", "model.vision_resampler", "model.mm_projector")
+VISION_PREFIXES = tuple(f"model.{part}" for part in VISION)  # the vision side, as the parameter count names it
 BATCH = 32
 LR = 1e-3
 MIN_COVER = 1 / 4  # share of a cell an object must cover to name it
