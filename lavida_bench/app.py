@@ -89,7 +89,8 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
     backends = Backends(cfg.backends, cache_dir=store.root)  # judge cache lives with the run
     manifest = manifest_for(cfg, tasks, samples, backends, world)  # fingerprints data and weights once
     check_resume(store.root / "manifest.json", manifest, with_model=False)
-    pending = pending_work(cfg, tasks, samples, store)
+    finished = finished_work(cfg, tasks, samples, store)  # the one read of the existing records
+    pending = pending_work(samples, finished)
     generation: dict[tuple[str, str], Progress] = {}
     with run_log(store.root, world):
         log.info("run %s -> %s: %d task x variant(s), %d sample(s) to generate",
@@ -97,7 +98,7 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
         if pending:
             model = model or timed("model loaded", lambda: build_model(cfg.model))
             write_manifest({**manifest, "model": model.describe()}, store, world)
-            generation = run_generation(cfg, model, tasks, samples, store, world, progress)
+            generation = run_generation(cfg, model, tasks, samples, store, world, progress, finished)
         results: dict[str, Any] = {}
         if world.is_main and score:
             ctx = ScoreContext(run_dir=store.root, backends=backends, seed=cfg.seed)
@@ -115,10 +116,18 @@ def timed(what: str, fn: Any) -> Any:
     return out
 
 
-def pending_work(cfg: RunConfig, tasks: dict[str, Task], samples: dict[str, list[Sample]], store: RunStore) -> int:
+def finished_work(cfg: RunConfig, tasks: dict[str, Task], samples: dict[str, list[Sample]],
+                  store: RunStore) -> dict[tuple[str, str], set[str]]:
+    """(task, variant) -> ids already finished in the run folder. Read once, before the model is
+    built: the pending count and the generation stage both use this result, so a resume does not
+    read (and check) every record file twice."""
+    return {(name, variant.name): store.finished_ids(name, variant.name, {s.id: s for s in samples[name]})
+            for name, variant in task_variants(cfg, tasks)}
+
+
+def pending_work(samples: dict[str, list[Sample]], finished: dict[tuple[str, str], set[str]]) -> int:
     """Samples still without an ok output over the task x variant grid (0: no model needed)."""
-    return sum(len({s.id for s in samples[name]} - store.finished_ids(name, variant.name))
-               for name, variant in task_variants(cfg, tasks))
+    return sum(len({s.id for s in samples[name]} - done) for (name, _), done in finished.items())
 
 
 def score_run(cfg: RunConfig, progress: bool = True, force: bool = False) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any
 from PIL import Image
 
 from lavida_bench.api import Sample, StoreError
+from lavida_bench.jsonfile import read_json_file
 from lavida_bench.safety import redact
 
 OUTPUTS = "outputs"
@@ -116,17 +117,9 @@ def parse_record(line: bytes, where: str) -> dict[str, Any]:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file the store wrote (manifest.json, metrics.json): damage is a `StoreError` naming
-    the file and line."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise StoreError(f"cannot read {path}: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise StoreError(f"{path}: not UTF-8 text ({err}); the file was damaged") from err
-    except json.JSONDecodeError as err:
-        raise StoreError(f"{path}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); "
-                         f"the file was damaged (it is only ever replaced whole)") from err
+    """A JSON file the store wrote (manifest.json, metrics.json); any fault is a `StoreError` from
+    the shared reader. The name stays because four modules import it from here."""
+    return read_json_file(path, StoreError, expected="JSON written whole by the run store")
 
 
 def repair_jsonl(path: Path) -> bool:

@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from lavida_bench.fingerprint import file_fingerprint, safetensors_fingerprint
+from lavida_bench.jsonfile import json_type, read_json_file
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.api import CheckpointError
 from lavida_bench.model.network import AttnImpl, LavidaNetwork
@@ -91,30 +92,6 @@ def one_line(err: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
-def read_json(path: Path, expected: str) -> dict[str, Any]:
-    """A JSON object from a UTF-8 file; anything else is a CheckpointError naming the file and
-    `expected` (a phrase describing what the file should hold)."""
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError as err:
-        raise CheckpointError(f"{path}: missing (expected {expected})") from err
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot be read ({err.strerror}); expected {expected}") from err
-    except UnicodeDecodeError as err:
-        raise CheckpointError(f"{path}: not UTF-8 text (bad byte at offset {err.start}); expected {expected}") from err
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-                              f"expected {expected}") from err
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: holds {json_type(value)}; expected {expected}")
-    return value
-
-
 def containment_root(folder: Path) -> Path:
     """The folder every checkpoint file must resolve into: the checkpoint folder itself, or for a
     Hugging Face cache snapshot (`<repo>/snapshots/<rev>/`, whose files are symlinks into
@@ -151,7 +128,7 @@ def check_contained(folder: Path) -> None:
 def weight_map(index: Path) -> dict[str, str]:
     """The index's tensor name -> shard file name mapping, type-checked."""
     expected = "a safetensors index: {\"weight_map\": {tensor name: shard file name}}"
-    mapping = read_json(index, expected).get("weight_map")
+    mapping = read_json_file(index, CheckpointError, expected=expected, want_object=True).get("weight_map")
     if not isinstance(mapping, dict):
         raise CheckpointError(f"{index}: 'weight_map' is {json_type(mapping)}; expected an object mapping "
                               "tensor names to shard file names")
@@ -255,7 +232,8 @@ def meta_model(folder: str | Path, attn_implementation: AttnImpl = "sdpa") -> tu
         raise CheckpointError(f"{folder}: not a folder; expected a checkpoint in the release layout")
     check_contained(folder)
     path = folder / "config.json"
-    raw = read_json(path, "the release's config.json (a JSON object)")
+    raw = read_json_file(path, CheckpointError, expected="the release's config.json (a JSON object)",
+                         want_object=True)
     try:
         cfg = LavidaConfig.from_dict(raw, source=str(path))
         with torch.device("meta"):
@@ -307,7 +285,8 @@ def load_tokenizer(folder: Path) -> tuple[Any, SpecialIds]:
 
     for name in TOKENIZER_JSON:
         if (folder / name).exists():
-            read_json(folder / name, "a Hugging Face tokenizer file (a JSON object)")
+            read_json_file(folder / name, CheckpointError, want_object=True,
+                           expected="a Hugging Face tokenizer file (a JSON object)")
     try:
         with config_warning_silenced():
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -361,7 +340,8 @@ def read_vq_file(path: Path | None) -> dict[str, torch.Tensor]:
 def load_vq(folder: Path, vq_tensors: dict[str, torch.Tensor], device: str, dtype: torch.dtype | None) -> VQTokenizer:
     """The diffusers VQModel of vqvae/config.json with the given tensors (strict)."""
     cfg_path = folder / VQ_DIR / "config.json"
-    raw = read_json(cfg_path, "the VQ model's diffusers VQModel config (a JSON object)")
+    raw = read_json_file(cfg_path, CheckpointError, want_object=True,
+                         expected="the VQ model's diffusers VQModel config (a JSON object)")
     try:
         model = vq_from_config(raw)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
@@ -377,7 +357,10 @@ def load_vq(folder: Path, vq_tensors: dict[str, torch.Tensor], device: str, dtyp
 
 def read_provenance(folder: Path) -> dict[str, Any]:
     path = folder / PROVENANCE_FILE
-    return read_json(path, "where the weights came from (a JSON object)") if path.exists() else {}
+    if not path.exists():  # a released checkpoint has none
+        return {}
+    return read_json_file(path, CheckpointError, expected="where the weights came from (a JSON object)",
+                          want_object=True)
 
 
 def save_checkpoint(folder: str | Path, network: LavidaNetwork, vq: VQTokenizer, tokenizer: Any,

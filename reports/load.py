@@ -7,7 +7,6 @@ there is one), so a broken run never renders as a plausible-looking table.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lavida_bench.api import DataError, StoreError
+from lavida_bench.jsonfile import read_json_file
 from lavida_bench.store import RunStore, read_jsonl
 
 MANIFEST = "manifest.json"
@@ -23,21 +23,6 @@ SPEED_DIR = "speed"
 METRIC_FIELDS = ("value", "ci_low", "ci_high", "n")
 SPEC_FIELDS = ("direction", "scale", "headline", "min_n", "tolerance")
 METRICS_FORMAT = "lavida-bench/metrics/2"  # lavida_bench/scoring.py
-
-
-def read_json(path: Path) -> Any:
-    """JSON content of `path`; a missing or malformed file is a `DataError` naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject_constant)
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: not found") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-
-
-def reject_constant(name: str) -> Any:
-    """Strict JSON: NaN and Infinity are not JSON values (a stored metric is null with a reason)."""
-    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
 
 
 def check_metrics(path: Path, doc: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
@@ -172,7 +157,7 @@ class Run:
         """Rows of RUN/speed/*.json (speed suite), each tagged with the file it came from."""
         rows: list[dict[str, Any]] = []
         for path in sorted((self.root / SPEED_DIR).glob("*.json")):
-            data = read_json(path)
+            data = read_json_file(path, DataError, strict=True)
             if isinstance(data, dict) and "cases" in data:  # the speed suite's speed.json
                 data = {"rows": suite_rows(data)}
             items = data.get("rows") if isinstance(data, dict) else data
@@ -205,11 +190,12 @@ def load_run(root: str | Path, label: str | None = None) -> Run:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a run folder with manifest.json)")
-    manifest = read_json(root / MANIFEST)
-    if not isinstance(manifest, dict):
-        raise DataError(f"{root / MANIFEST}: expected an object")
+    manifest = read_json_file(root / MANIFEST, DataError, strict=True, want_object=True,
+                              expected="the run's manifest (a JSON object)")
     metrics_path = root / METRICS
-    metrics, trust = check_metrics(metrics_path, read_json(metrics_path)) if metrics_path.exists() else ({}, {})
+    metrics, trust = {}, {}
+    if metrics_path.exists():  # optional until the run is scored
+        metrics, trust = check_metrics(metrics_path, read_json_file(metrics_path, DataError, strict=True))
     return Run(root=root, manifest=manifest, metrics=metrics, label=label or root.name, trust=trust)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from PIL import Image
 
 from lavida_bench.api import DataError
+from lavida_bench.jsonfile import read_json_file
 from lavida_bench.safety import resolve_inside
 from lavida_bench.tasks.base import read_image
 
@@ -120,14 +121,9 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def read_json(path: Path, what: str | None = None) -> Any:
-    """The JSON content of a benchmark file; missing (named as `what` when given), unreadable,
-    non-UTF-8 or malformed is a `DataError` naming it."""
-    if what is not None:
-        require_file(path, what)
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: cannot read JSON ({err})") from err
+    """A benchmark JSON file (`what`: what it should hold), read by the shared reader; the name
+    stays because four tasks import it from here."""
+    return read_json_file(path, DataError, expected=what)
 
 
 def read_jsonl(path: Path) -> list[Any]:

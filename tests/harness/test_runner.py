@@ -128,6 +128,26 @@ def test_a_run_fingerprints_its_data_once(tmp_path, data, monkeypatch):
     assert manifest["model"] == SeededModel().describe() and manifest["tasks"][0]["samples"] == 30
 
 
+def test_a_resume_reads_the_existing_records_once(tmp_path, data, reference, monkeypatch):
+    """Counting the pending samples and dealing them out to ranks share one read of the run
+    folder's record files (they used to read and check every record twice); only the merge after
+    generating reads them again, to absorb what was just written."""
+    from lavida_bench import store as store_module
+
+    out = tmp_path / "r"
+    execute(config(out, data), model=SeededModel(), progress=False)
+    merged = out / "records/echo/plain/outputs.jsonl"
+    merged.write_text("".join(merged.read_text().splitlines(keepends=True)[:20]))  # 10 samples lost
+    events: list[object] = []
+    read_numbered, merge = store_module.read_numbered, RunStore.merge
+    monkeypatch.setattr(store_module, "read_numbered", lambda path: events.append(Path(path)) or read_numbered(path))
+    monkeypatch.setattr(RunStore, "merge", lambda self, *key: events.append("merge") or merge(self, *key))
+    model = SeededModel()
+    execute(config(out, data), model=model, progress=False, score=False)
+    assert events[:events.index("merge")] == [merged]
+    assert model.calls == 10 and outputs(out) == reference
+
+
 def test_resume_with_different_settings_is_refused(tmp_path, data):
     execute(config(tmp_path / "r", data), model=SeededModel(), progress=False)
     cfg = config(tmp_path / "r", data)
