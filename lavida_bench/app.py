@@ -98,7 +98,7 @@ def execute(cfg: RunConfig, *, model: Model | None = None, score: bool = True,
         if pending:
             model = model or timed("model loaded", lambda: build_model(cfg.model))
             write_manifest({**manifest, "model": model.describe()}, store, world)
-            generation = run_generation(cfg, model, tasks, samples, store, world, progress, finished)
+            generation = run_generation(cfg, model, tasks, samples, store, world, finished, progress)
         results: dict[str, Any] = {}
         if world.is_main and score:
             ctx = ScoreContext(run_dir=store.root, backends=backends, seed=cfg.seed)

@@ -72,19 +72,19 @@ def limit_for(cfg: RunConfig, task: str, total: int) -> int:
 
 
 def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples: dict[str, list[Sample]],
-                   store: RunStore, world: World, progress: bool = True,
-                   finished: Mapping[tuple[str, str], set[str]] | None = None) -> dict[tuple[str, str], Progress]:
-    """Generate every task x variant's unfinished samples. `finished` ((task, variant) -> ids, as
-    `app.finished_work` read them before the model was built) spares reading the records again."""
+                   store: RunStore, world: World, finished: Mapping[tuple[str, str], set[str]],
+                   progress: bool = True) -> dict[tuple[str, str], Progress]:
+    """Generate every task x variant's unfinished samples. `finished`: (task, variant) -> ids
+    already done, as `app.finished_work` read them once before the model was built; every rank
+    has read them before any rank passes the first barrier below and appends a record."""
     summary = {}
     for task_name, variant in task_variants(cfg, tasks):
         if world.is_main:
             store.repair(task_name, variant.name)
         barrier(world)
         start = time.perf_counter()
-        done = None if finished is None else finished.get((task_name, variant.name))
         stats = run_task_variant(cfg, model, tasks[task_name], samples[task_name], variant, store, world, progress,
-                                 done)
+                                 finished[(task_name, variant.name)])
         summary[(task_name, variant.name)] = stats
         log.info("%s/%s: %d done before, %d generated (%d errors) in %.1f s", task_name, variant.name,
                  stats.done_before, stats.generated, len(stats.errors), time.perf_counter() - start)
@@ -96,14 +96,11 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
 
 
 def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sample], variant: Variant,
-                     store: RunStore, world: World, progress: bool, done: set[str] | None = None) -> Progress:
-    """Generate this rank's share of the unfinished samples; `done` is the finished ids when the
-    caller has already read them (otherwise they are read here)."""
-    if done is None:
-        done = store.finished_ids(task.name, variant.name, {s.id: s for s in samples})
-    # Every rank must read the same finished set: without this barrier a fast rank appends
-    # records while a slow one is still reading, the two deal out different todo lists, and
-    # samples are skipped or generated twice.
+                     store: RunStore, world: World, progress: bool, done: set[str]) -> Progress:
+    """Generate this rank's share of the samples not in `done` (the finished ids)."""
+    # Every rank must deal from the same finished set: a fast rank that appended records while a
+    # slow one was still reading would make the two deal out different todo lists, and samples
+    # would be skipped or generated twice (tests/reliability/test_ranks.py).
     barrier(world)
     todo = sorted((s for s in samples if s.id not in done), key=lambda s: s.id)
     mine = shard(todo, world)

@@ -3,7 +3,7 @@
 Two ranks run as threads with a real barrier between them; rank 1 is slow to read the finished
 ids. If a fast rank could start appending records before the slow one has read them, the two
 would shard different todo lists and samples would be lost or generated twice (this happened
-under torchrun before runner.run_task_variant got its barrier).
+under torchrun before the runner got its barrier).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 import time
 
 from lavida_bench import runner
-from lavida_bench.app import build_tasks
+from lavida_bench.app import build_tasks, finished_work
 from lavida_bench.dist import World
 from lavida_bench.store import RunStore
 from tests.reliability.fakes import SeededModel, make_config, write_items
@@ -39,7 +39,8 @@ def test_slow_rank_sees_the_same_finished_set(tmp_path, monkeypatch):
 
     def rank(r: int) -> None:
         try:
-            runner.run_generation(cfg, model, tasks, samples, store, World(rank=r, size=2), progress=False)
+            finished = finished_work(cfg, tasks, samples, store)  # each rank reads, as app.execute does
+            runner.run_generation(cfg, model, tasks, samples, store, World(rank=r, size=2), finished, progress=False)
         except BaseException as err:  # surfaced below
             errors.append(err)
             sync.abort()
