@@ -45,12 +45,13 @@ class RunSettings:
     lr: float = 2e-3
     warmup: int = 50
     padding_from: int = 300
+    object_weight: float = 10.0
     threads: int = 1
 
     def __post_init__(self) -> None:
         if self.vision_steps < 0:
             raise ValueError(f"vision_steps must be >= 0, got {self.vision_steps}")
-        for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads"):
+        for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads", "object_weight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.early_step < self.steps:
@@ -209,7 +210,7 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "") -> di
     network = build_network(settings, tokenizer)
     with StageLog(log, "vision", settings.vision_steps) as vision_log:
         pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
-    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer))
+    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight)
     train_network(settings, trainer, out, log)
     save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))
     record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE,

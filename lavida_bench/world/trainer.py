@@ -14,6 +14,11 @@ update is what limits learning (docs/benchmarks.md, the world probes). A second 
 difference: for the first `padding_from` steps a text answer's EOS padding is masked but not a
 target (`run.padding_targets`); trained on it from the start, a network without a pretrained
 LLM learns "EOS everywhere" and never the answer (docs/benchmarks.md, "The answer padding").
+A third: in the image loss an object's codes (every code but its image's most common one, the
+plain background) weigh `object_weight` times a background code. The world's images are 75-95%
+one flat code, and unweighted the network learns "background everywhere" and never an object's
+codes, even with most of the object visible (docs/benchmarks.md, "Text-to-image: the image path
+never learned objects"); photographs have no such imbalance, so the release needs no weight.
 
 For classifier-free guidance the whole prompt (every row before the image, except the image
 rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
@@ -70,8 +75,12 @@ class Encoded:
 class WorldTrainer:
     """Turns examples into masked sequences and returns their loss (the network is trained)."""
 
-    def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds):
+    def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds,
+                 object_weight: float = 1.0):
+        if object_weight <= 0:
+            raise ValueError(f"object_weight must be > 0, got {object_weight}")
         self.net, self.vq, self.tokenizer, self.ids = network, vq, tokenizer, ids
+        self.object_weight = object_weight
         self.builder = SequenceBuilder(network, tokenizer, ids.bos, ids.eos)
         self.side = vq.side(WORLD_SIDE)
         self.n_pos = network.image_grid(self.side) ** 2
@@ -181,7 +190,9 @@ class WorldTrainer:
         embeds[prompt & dropped[:, None]] = self._mask_embedding()
         hidden, _ = self.net(embeds, gen_mask=route, valid=batch.valid, image_only=True)
         logits = self.net.code_logits(hidden[gen_rows].view(2 * len(examples), self.n_pos, d), self.side)
-        return F.cross_entropy(logits[masks].float(), codes[masks])
+        weights = code_weights(codes, self.object_weight)[masks]
+        losses = F.cross_entropy(logits[masks].float(), codes[masks], reduction="none")
+        return (losses * weights).sum() / weights.sum()
 
     def _mask_embedding(self) -> Tensor:
         return self.net.embed_text(torch.tensor([self.ids.mask]))[0]
@@ -197,6 +208,13 @@ class WorldTrainer:
         planned = torch.tensor([e.plan for e in examples])
         cutoff = torch.where(planned, torch.maximum(second_eot, first_gen - 1), second_eot)
         return (pos <= cutoff[:, None]) & valid & ~gen
+
+
+def code_weights(codes: Tensor, object_weight: float) -> Tensor:
+    """`[N, n]` loss weights: `object_weight` for every code that differs from its image's most
+    common code (the background), 1 for the background's."""
+    background = torch.mode(codes, dim=1).values[:, None]
+    return torch.where(codes == background, 1.0, object_weight)
 
 
 def sample_task(rng: np.random.Generator, mix: dict[str, float]) -> str:

@@ -15,7 +15,7 @@ from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
 from lavida_bench.world.mix import corpus, example
 from lavida_bench.world.run import RunSettings, build_network, train_world, weights_fingerprint
-from lavida_bench.world.trainer import WorldTrainer, draw_mask, mask_probability
+from lavida_bench.world.trainer import WorldTrainer, code_weights, draw_mask, mask_probability
 from lavida_bench.world.vqtrain import train_vq
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
@@ -74,6 +74,31 @@ def test_every_task_builds_a_batch(trainer: WorldTrainer) -> None:
         assert torch.isfinite(loss) and float(loss) > 0
     with pytest.raises(ValueError, match="one task"):
         trainer.loss([example(rng, "t2i", WORLD_SIDE, trainer.n_pos), example(rng, "plan", WORLD_SIDE, 0)], gen)
+
+
+def test_object_codes_weigh_object_weight_times_the_background() -> None:
+    codes = torch.tensor([[5, 5, 5, 7], [1, 2, 2, 2]])
+    assert code_weights(codes, 10.0).tolist() == [[1, 1, 1, 10], [10, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("weight", [1.0, 10.0])
+def test_the_image_loss_weighs_object_codes(trainer: WorldTrainer, monkeypatch, weight: float) -> None:
+    """Every image is 200 background codes (3) and 56 object codes (9); the network favours the
+    background by 5 nats. The two complementary copies mask every code exactly once, so the loss
+    is the weighted mean over all 256 codes, whatever the masks drawn."""
+    codes = torch.tensor([3] * 200 + [9] * 56)[None]
+    logits = torch.zeros(1, 256, trainer.net.config.codebook_size)
+    logits[..., 3] = 5.0
+    weighted = WorldTrainer(trainer.net, trainer.vq, trainer.tokenizer, trainer.ids, object_weight=weight)
+    monkeypatch.setattr(trainer.vq, "encode", lambda images, side: codes.expand(len(images), -1))
+    monkeypatch.setattr(trainer.net, "code_logits", lambda hidden, side, at=None: logits.expand(len(hidden), -1, -1))
+    batch = [example(np.random.default_rng(i), "t2i", WORLD_SIDE, trainer.n_pos) for i in range(2)]
+    with torch.no_grad():
+        loss = float(weighted.loss(batch, torch.Generator().manual_seed(0)))
+    norm = np.log(8191 + np.exp(5.0))
+    assert loss == pytest.approx((200 * (norm - 5) + weight * 56 * norm) / (200 + weight * 56), rel=1e-5)
+    with pytest.raises(ValueError, match="object_weight"):
+        WorldTrainer(trainer.net, trainer.vq, trainer.tokenizer, trainer.ids, object_weight=0.0)
 
 
 def test_the_vq_learns_to_reconstruct_world_images() -> None:
