@@ -45,7 +45,7 @@ class RunSettings:
     lr: float = 2e-3
     warmup: int = 50
     padding_from: int = 300
-    object_weight: float = 10.0
+    object_weight: float = 1.0  # 1 = the release's loss (world/trainer.py)
     threads: int = 1
 
     def __post_init__(self) -> None:

@@ -14,11 +14,13 @@ update is what limits learning (docs/benchmarks.md, the world probes). A second 
 difference: for the first `padding_from` steps a text answer's EOS padding is masked but not a
 target (`run.padding_targets`); trained on it from the start, a network without a pretrained
 LLM learns "EOS everywhere" and never the answer (docs/benchmarks.md, "The answer padding").
-A third: in the image loss an object's codes (every code but its image's most common one, the
-plain background) weigh `object_weight` times a background code. The world's images are 75-95%
-one flat code, and unweighted the network learns "background everywhere" and never an object's
-codes, even with most of the object visible (docs/benchmarks.md, "Text-to-image: the image path
-never learned objects"); photographs have no such imbalance, so the release needs no weight.
+An option, off by default (`object_weight` 1 is the release's loss): in the image loss an
+object's codes (every code but its image's most common one, the plain background) weigh
+`object_weight` times a background code. The world's images are 75-95% one flat code, and
+unweighted the network learns "background everywhere" and never an object's codes, even with
+most of the object visible. Weighted 10x, short probes learn object codes, but a full run drew
+object codes everywhere and no background (docs/benchmarks.md, "Text-to-image: the image path
+never learned objects" and "A full run with object codes weighted 10x").
 
 For classifier-free guidance the whole prompt (every row before the image, except the image
 rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
