@@ -79,8 +79,8 @@ class WorldTrainer:
 
     def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds,
                  object_weight: float = 1.0):
-        if object_weight <= 0:
-            raise ValueError(f"object_weight must be > 0, got {object_weight}")
+        if object_weight < 1:
+            raise ValueError(f"object_weight must be >= 1, got {object_weight}")
         self.net, self.vq, self.tokenizer, self.ids = network, vq, tokenizer, ids
         self.object_weight = object_weight
         self.builder = SequenceBuilder(network, tokenizer, ids.bos, ids.eos)
