@@ -76,7 +76,9 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
                    progress: bool = True) -> dict[tuple[str, str], Progress]:
     """Generate every task x variant's unfinished samples. `finished`: (task, variant) -> ids
     already done, as `app.finished_work` read them once before the model was built; every rank
-    has read them before any rank passes the first barrier below and appends a record."""
+    has read them before any rank passes the first barrier below and appends a record (a fast
+    rank appending while a slow one still read would deal different todo lists, and samples
+    would be skipped or generated twice: tests/reliability/test_ranks.py)."""
     summary = {}
     for task_name, variant in task_variants(cfg, tasks):
         if world.is_main:
@@ -97,11 +99,8 @@ def run_generation(cfg: RunConfig, model: Model, tasks: dict[str, Task], samples
 
 def run_task_variant(cfg: RunConfig, model: Model, task: Task, samples: list[Sample], variant: Variant,
                      store: RunStore, world: World, progress: bool, done: set[str]) -> Progress:
-    """Generate this rank's share of the samples not in `done` (the finished ids)."""
-    # Every rank must deal from the same finished set: a fast rank that appended records while a
-    # slow one was still reading would make the two deal out different todo lists, and samples
-    # would be skipped or generated twice (tests/reliability/test_ranks.py).
-    barrier(world)
+    """Generate this rank's share of the samples not in `done` (the finished ids, which every
+    rank read before `run_generation`'s first barrier, so all ranks deal from the same set)."""
     todo = sorted((s for s in samples if s.id not in done), key=lambda s: s.id)
     mine = shard(todo, world)
     stats = Progress(total=len(samples), done_before=len(done & {s.id for s in samples}))
