@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
@@ -51,12 +51,10 @@ class ParquetImages:
         self._column: Any = None
 
     def read(self, file: Path, row: int, column: str) -> Image.Image:
-        import pyarrow.parquet as pq
-
         where = f"{file}: row {row}, field {column!r}"
         if self._key != (str(file), column):
             try:
-                self._column = pq.read_table(file, columns=[column]).column(column)
+                self._column = parquet_file(file).read(columns=[column]).column(column)
             except (OSError, KeyError, ValueError) as err:
                 raise DataError(f"{where}: cannot read ({err})") from err
             self._key = (str(file), column)
@@ -69,19 +67,29 @@ class ParquetImages:
         return read_image(resolve_inside(file.parent, ref["path"], where), where)
 
 
-def read_parquet(path: Path, columns: list[str]) -> list[dict[str, Any]]:
-    """Rows of a parquet file restricted to `columns` (all of which must exist)."""
+def parquet_file(path: Path) -> Any:
+    """An open `pyarrow.parquet.ParquetFile`. Read through it rather than `pq.read_table`, whose
+    dataset machinery costs about 0.2 s to import on first use, for files read whole anyway."""
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
+        return pq.ParquetFile(path)
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable parquet file ({err})") from err
-    missing = [c for c in columns if c not in schema.names]
+
+
+def read_parquet(path: Path, columns: list[str], *, present: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a parquet file restricted to `columns`; those and the `present` ones (checked, not
+    read: an image column is read later, one cell at a time) must exist."""
+    table = parquet_file(path)
+    names = table.schema_arrow.names
+    missing = [c for c in [*columns, *present] if c not in names]
     if missing:
-        raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} "
-                        f"(has: {', '.join(schema.names)})")
-    return pq.read_table(path, columns=columns).to_pylist()
+        raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} (has: {', '.join(names)})")
+    try:
+        return table.read(columns=columns).to_pylist()
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read columns {columns} ({err})") from err
 
 
 def split_files(folder: Path, split: str, what: str) -> list[Path]:

@@ -166,11 +166,7 @@ class RefCOCO(Task):
     def parquet_entries(self, path: Path) -> list[dict[str, Any]]:
         """lmms-lab rows -> one entry per expression (lmms-eval "explodes" `answer` the same way,
         lmms-eval `tasks/refcoco/utils_rec.py`); COCO xywh boxes become xyxy."""
-        import pyarrow.parquet as pq
-
-        rows = read_parquet(path, PARQUET_FIELDS)
-        if "image" not in pq.read_schema(path).names:
-            raise DataError(f"{path}: missing field 'image'")
+        rows = read_parquet(path, PARQUET_FIELDS, present=("image",))
         entries = []
         for i, row in enumerate(rows):
             where = f"{path}: row {i} (question_id {row['question_id']!r})"

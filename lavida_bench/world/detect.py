@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
-
 from lavida_bench.backends.shapes import COLORS, SHAPES, Shape, draw_shapes
 
 COLOR_TOLERANCE = 60.0  # < half the smallest distance between palette colours (orange-yellow, 85)
@@ -50,8 +49,17 @@ class Seen:
         return Shape(self.kind, self.color, self.box)
 
 
+def _ndimage() -> ModuleType:
+    """scipy.ndimage, imported at the first detection: its import (about 0.1 s) would otherwise
+    be paid by every config check that names a stand-in backend."""
+    from scipy import ndimage
+
+    return ndimage
+
+
 def detect(image: Image.Image) -> list[Seen]:
     """Every world object in `image`, in raster order of their boxes."""
+    ndimage = _ndimage()
     arr = np.asarray(image.convert("RGB"), dtype=np.float32)
     labels, is_background = color_labels(arr)
     min_area = max(9, int(MIN_AREA_FRACTION * labels.size))
@@ -78,6 +86,7 @@ def isolated(mask: np.ndarray, window: tuple[slice, slice], is_background: np.nd
         return False
     around = (slice(max(0, rows.start - 4), rows.stop + 4), slice(max(0, cols.start - 4), cols.stop + 4))
     local = mask[around]
+    ndimage = _ndimage()
     ring = ndimage.binary_dilation(local, iterations=3) & ~ndimage.binary_dilation(local, iterations=1)
     return bool(ring.any()) and float(is_background[around][ring].mean()) >= RING_BACKGROUND
 

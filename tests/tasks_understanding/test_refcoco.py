@@ -185,6 +185,12 @@ def test_parquet_errors_name_file_row_and_field(tmp_path, refcoco_dir):
     pq.write_table(table.drop(["answer"]), target)
     with pytest.raises(DataError, match=r"missing field\(s\) 'answer'"):
         RefCOCO(tmp_path, {"splits": ["refcoco/val"]}).load()
+    pq.write_table(table.drop(["image"]), target)  # checked at load, though read one cell at a time later
+    with pytest.raises(DataError, match=r"val-00000-of-00001\.parquet: missing field\(s\) 'image'"):
+        RefCOCO(tmp_path, {"splits": ["refcoco/val"]}).load()
+    target.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"val-00000-of-00001\.parquet: not a readable parquet file"):
+        RefCOCO(tmp_path, {"splits": ["refcoco/val"]}).load()
 
 
 def test_both_forms_of_one_split_are_ambiguous(tmp_path, refcoco_dir):
