@@ -15,7 +15,8 @@ import sys
 HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretraining steps (0: none)", "steps": "network training steps",
         "early_step": "step whose weights are kept as <out>/early", "warmup": "linear learning-rate warm-up steps",
         "padding_from": "step from which text answers' EOS padding is a target",
-        "object_weight": "image-loss weight of an object's codes against the background's", "threads": "torch CPU threads"}
+        "object_weight": "image-loss weight of an object's codes against the background's",
+        "object_masks": "probability that an image's mask also covers all its object codes", "threads": "torch CPU threads"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -15,7 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import torch
+from torch import nn
+
 from lavida_bench.model.config import REQUIRED_VALUES, LavidaConfig, VisionConfig
+from lavida_bench.model.network import LavidaNetwork
 
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
@@ -34,6 +38,45 @@ def micro_config(vocab_size: int) -> LavidaConfig:
         "vision_config": asdict(VisionConfig(hidden_size=64, intermediate_size=128, num_layers=2,
                                              num_heads=2, patch_size=8, image_size=64)),
     }, "micro-world")
+
+
+EMBEDDING_STD = 0.02  # the release's init_std (config.json), kept for embedding tables
+PROJECTIONS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def fan_in(module: nn.Module, weight: torch.Tensor) -> int:
+    """Inputs summed into one output of a projection (a transposed conv's weight is [in, out, k, k])."""
+    if isinstance(module, nn.ConvTranspose2d):
+        return weight.shape[0] * weight.shape[2] * weight.shape[3]
+    return weight[0].numel()
+
+
+@torch.no_grad()
+def init_micro_weights(network: LavidaNetwork, seed: int) -> None:
+    """Seeded initial weights for training the micro network from scratch (deterministic across
+    machines: one CPU generator, parameters in `named_parameters` order).
+
+    A deliberate difference from the release's N(0, init_std = 0.02) everywhere: 0.02 suits
+    d_model 4096, and the release starts from a pretrained LLaDA anyway. At d_model 128 and a
+    64-wide generation branch it is 2.5-6x below the fan-in scale, and probes stalled on it: a
+    plain transformer with 0.02 projections never learned to draw the object a caption names in
+    4,000 steps, where fan-in scaled ones learned it by step 3,000 (docs/benchmarks.md, "The
+    initial weights"). So projections (linear and conv weights) get the variance of PyTorch's
+    default `nn.Linear` init, 1 / (3 fan_in); embedding tables and other free vectors keep 0.02;
+    norm scales start at one and biases at zero."""
+    gen = torch.Generator().manual_seed(seed)
+    owners = dict(network.named_modules())
+    for name, p in network.named_parameters():
+        owner_name, _, leaf = name.rpartition(".")
+        owner = owners[owner_name]
+        if leaf == "bias":
+            p.zero_()
+        elif p.ndim == 1 and leaf == "weight":  # RMSNorm / LayerNorm scales
+            p.fill_(1.0)
+        elif isinstance(owner, PROJECTIONS) and leaf == "weight":
+            p.copy_(torch.randn(p.shape, generator=gen) * (3 * fan_in(owner, p)) ** -0.5)
+        else:
+            p.copy_(torch.randn(p.shape, generator=gen) * EMBEDDING_STD)
 
 
 def micro_vq_config() -> dict[str, Any]:

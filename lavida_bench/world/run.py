@@ -23,10 +23,10 @@ import torch
 from lavida_bench.model.checkpoint import save_checkpoint
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
-from lavida_bench.model.tiny import init_weights, tiny_tokenizer
+from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer
-from lavida_bench.world.micro import WORLD_SIDE, micro_config
+from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config
 from lavida_bench.world.mix import MIX, Example, corpus, example
 from lavida_bench.world.trainer import WorldTrainer, sample_task
 from lavida_bench.world.vision_pretrain import pretrain_vision
@@ -46,6 +46,7 @@ class RunSettings:
     warmup: int = 50
     padding_from: int = 300
     object_weight: float = 1.0  # 1 = the release's loss (world/trainer.py)
+    object_masks: float = 0.0  # 0 = the release's masks (world/trainer.py)
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -54,6 +55,8 @@ class RunSettings:
         for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads", "object_weight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.object_masks <= 1:
+            raise ValueError(f"object_masks must be a probability in [0, 1], got {self.object_masks}")
         if not 0 < self.early_step < self.steps:
             raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
 
@@ -82,7 +85,7 @@ def padding_targets(settings: RunSettings, step: int) -> bool:
 def build_network(settings: RunSettings, tokenizer, config: LavidaConfig | None = None) -> LavidaNetwork:
     """The micro network (or `config`, a variant of it) with seeded initial weights."""
     network = LavidaNetwork(config or micro_config(len(tokenizer)))
-    init_weights(network, settings.seed)
+    init_micro_weights(network, settings.seed)
     return network
 
 
@@ -210,7 +213,8 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "") -> di
     network = build_network(settings, tokenizer)
     with StageLog(log, "vision", settings.vision_steps) as vision_log:
         pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
-    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight)
+    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight,
+                           settings.object_masks)
     train_network(settings, trainer, out, log)
     save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))
     record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE,

@@ -22,6 +22,13 @@ most of the object visible. Weighted 10x, short probes learn object codes, but a
 object codes everywhere and no background (docs/benchmarks.md, "Text-to-image: the image path
 never learned objects" and "A full run with object codes weighted 10x").
 
+A second option, off by default (`object_masks` 0 keeps the release's masks): with that
+probability an image example's mask also covers every code of its objects, so its first copy
+must draw the objects from the prompt alone (and its complementary copy sees them whole). Under
+uniform masks that state is rare and the background dominates the gradient: a plain transformer
+never learned to draw the object a caption names in 4,000 steps, and learned it by step 2,000
+with these masks (docs/benchmarks.md, "The initial weights and object masks").
+
 For classifier-free guidance the whole prompt (every row before the image, except the image
 rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and an edit's
 source-VQ rows by the mask embedding, routed to the understanding branch, with probability
@@ -78,11 +85,13 @@ class WorldTrainer:
     """Turns examples into masked sequences and returns their loss (the network is trained)."""
 
     def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds,
-                 object_weight: float = 1.0):
+                 object_weight: float = 1.0, object_masks: float = 0.0):
         if object_weight < 1:
             raise ValueError(f"object_weight must be >= 1, got {object_weight}")
+        if not 0 <= object_masks <= 1:
+            raise ValueError(f"object_masks must be a probability in [0, 1], got {object_masks}")
         self.net, self.vq, self.tokenizer, self.ids = network, vq, tokenizer, ids
-        self.object_weight = object_weight
+        self.object_weight, self.object_masks = object_weight, object_masks
         self.builder = SequenceBuilder(network, tokenizer, ids.bos, ids.eos)
         self.side = vq.side(WORLD_SIDE)
         self.n_pos = network.image_grid(self.side) ** 2
@@ -171,6 +180,9 @@ class WorldTrainer:
         with torch.no_grad():
             codes = self.vq.encode([e.target for e in examples], WORLD_SIDE)
         drawn = torch.stack([draw_mask(codes.shape[1], gen) for _ in examples])
+        if self.object_masks:
+            covered = torch.rand(len(examples), generator=gen) < self.object_masks
+            drawn |= covered[:, None] & object_codes(codes)
         masks, codes = torch.cat([drawn, ~drawn]), torch.cat([codes, codes])  # complementary copies
         noisy = codes.masked_fill(masks, self.net.config.vq_mask_id)
         rows = [self.builder.row(e.prompt, f) for e, f in zip(examples, self.example_features(examples))]
@@ -212,11 +224,15 @@ class WorldTrainer:
         return (pos <= cutoff[:, None]) & valid & ~gen
 
 
+def object_codes(codes: Tensor) -> Tensor:
+    """`[N, n]` bool: the codes that differ from their image's most common code (the plain
+    background of every world image), i.e. the codes of its objects."""
+    return codes != torch.mode(codes, dim=1).values[:, None]
+
+
 def code_weights(codes: Tensor, object_weight: float) -> Tensor:
-    """`[N, n]` loss weights: `object_weight` for every code that differs from its image's most
-    common code (the background), 1 for the background's."""
-    background = torch.mode(codes, dim=1).values[:, None]
-    return torch.where(codes == background, 1.0, object_weight)
+    """`[N, n]` loss weights: `object_weight` for every object code, 1 for the background's."""
+    return torch.where(object_codes(codes), object_weight, 1.0)
 
 
 def sample_task(rng: np.random.Generator, mix: dict[str, float]) -> str:

@@ -101,6 +101,48 @@ def test_the_image_loss_weighs_object_codes(trainer: WorldTrainer, monkeypatch, 
         WorldTrainer(trainer.net, trainer.vq, trainer.tokenizer, trainer.ids, object_weight=0.0)
 
 
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_object_masks_hide_every_object_code_from_the_first_copy(trainer: WorldTrainer, monkeypatch,
+                                                                  rate: float) -> None:
+    """Images of 200 background codes (3) and 56 object codes (9). With `object_masks` 1 the first
+    copy of each example must draw every object code (the second sees them all); with 0 the masks
+    are the release's, and seeded they leave object codes visible in both copies."""
+    codes = torch.tensor([3] * 200 + [9] * 56)[None]
+    fed: list[torch.Tensor] = []
+    masking = WorldTrainer(trainer.net, trainer.vq, trainer.tokenizer, trainer.ids, object_masks=rate)
+    monkeypatch.setattr(trainer.vq, "encode", lambda images, side: codes.expand(len(images), -1))
+    real_embed = trainer.net.embed_codes
+    monkeypatch.setattr(trainer.net, "embed_codes", lambda noisy, side: fed.append(noisy) or real_embed(noisy, side))
+    batch = [example(np.random.default_rng(i), "t2i", WORLD_SIDE, trainer.n_pos) for i in range(3)]
+    with torch.no_grad():
+        masking.loss(batch, torch.Generator().manual_seed(0))
+    mask_id = trainer.net.config.vq_mask_id
+    first, second = fed[0][:3], fed[0][3:]
+    assert ((first == mask_id) != (second == mask_id)).all()  # still complementary copies
+    objects_hidden = (first[:, 200:] == mask_id).all(1)
+    assert objects_hidden.all() if rate == 1.0 else not objects_hidden.any()
+    with pytest.raises(ValueError, match="object_masks"):
+        WorldTrainer(trainer.net, trainer.vq, trainer.tokenizer, trainer.ids, object_masks=1.5)
+
+
+def test_initial_weights_scale_projections_by_their_fan_in() -> None:
+    """Projections get std 1 / sqrt(3 fan_in) (PyTorch's nn.Linear variance), embedding tables the
+    release's 0.02, norm scales one; the same seed gives the same weights."""
+    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(1), WORLD_SIDE, n=50))
+    net, again = (build_network(RunSettings(seed=3), tokenizer) for _ in range(2))
+    params = dict(net.named_parameters())
+    expected = {"model.transformer.blocks.0.q_proj.weight": (3 * 128) ** -0.5,  # Linear 128 -> 128
+                "model.transformer.blocks.0.ff_out.weight": (3 * 256) ** -0.5,  # Linear 256 -> 128
+                "model.transformer.blocks.0.q_proj_vision.weight": (3 * 64) ** -0.5,  # Linear 64 -> 128
+                "model.upsample_gen.upsample.conv.weight": (3 * 64 * 4) ** -0.5,  # ConvTranspose2d 64 -> 64, 2x2
+                "model.transformer.wte.weight": 0.02,
+                "model.gen_embedding.0.weight": 0.02}
+    for name, std in expected.items():
+        assert float(params[name].std()) == pytest.approx(std, rel=0.06), name
+    assert bool((params["model.transformer.blocks.0.attn_norm.weight"] == 1).all())
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), again.parameters()))
+
+
 def test_the_vq_learns_to_reconstruct_world_images() -> None:
     """Measured (seed 0, 40 steps): reconstruction L1 0.66 at step 1, 0.12 at step 40; the encoder
     puts 0% of positions on their patch's code at step 1 and 45% at step 40 (99.5% at 1,500)."""
