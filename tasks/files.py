@@ -54,7 +54,8 @@ class ParquetImages:
         where = f"{file}: row {row}, field {column!r}"
         if self._key != (str(file), column):
             try:
-                self._column = parquet_file(file).read(columns=[column]).column(column)
+                with parquet_file(file) as table:
+                    self._column = table.read(columns=[column]).column(column)
             except (OSError, KeyError, ValueError) as err:
                 raise DataError(f"{where}: cannot read ({err})") from err
             self._key = (str(file), column)
@@ -68,8 +69,8 @@ class ParquetImages:
 
 
 def parquet_file(path: Path) -> Any:
-    """An open `pyarrow.parquet.ParquetFile`. Read through it rather than `pq.read_table`, whose
-    dataset machinery costs about 0.2 s to import on first use, for files read whole anyway."""
+    """An open `pyarrow.parquet.ParquetFile` (use it as a context manager). Read through it rather
+    than `pq.read_table`, whose dataset machinery costs about 0.2 s to import on first use."""
     import pyarrow.parquet as pq
 
     try:
@@ -81,15 +82,15 @@ def parquet_file(path: Path) -> Any:
 def read_parquet(path: Path, columns: list[str], *, present: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Rows of a parquet file restricted to `columns`; those and the `present` ones (checked, not
     read: an image column is read later, one cell at a time) must exist."""
-    table = parquet_file(path)
-    names = table.schema_arrow.names
-    missing = [c for c in [*columns, *present] if c not in names]
-    if missing:
-        raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} (has: {', '.join(names)})")
-    try:
-        return table.read(columns=columns).to_pylist()
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read columns {columns} ({err})") from err
+    with parquet_file(path) as table:
+        names = table.schema_arrow.names
+        missing = [c for c in [*columns, *present] if c not in names]
+        if missing:
+            raise DataError(f"{path}: missing field(s) {', '.join(map(repr, missing))} (has: {', '.join(names)})")
+        try:
+            return table.read(columns=columns).to_pylist()
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read columns {columns} ({err})") from err
 
 
 def split_files(folder: Path, split: str, what: str) -> list[Path]:
