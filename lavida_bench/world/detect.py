@@ -23,6 +23,7 @@ from types import ModuleType
 
 import numpy as np
 from PIL import Image
+
 from lavida_bench.backends.shapes import COLORS, SHAPES, Shape, draw_shapes
 
 COLOR_TOLERANCE = 60.0  # < half the smallest distance between palette colours (orange-yellow, 85)

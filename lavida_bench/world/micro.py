@@ -58,13 +58,13 @@ def init_micro_weights(network: LavidaNetwork, seed: int) -> None:
 
     A deliberate difference from the release's N(0, init_std = 0.02) everywhere: 0.02 suits
     d_model 4096, and the release starts from a pretrained LLaDA anyway. At d_model 128 and a
-    64-wide generation branch it is 2.5-6x below the fan-in scale, and it stalls learning: with every
-    cell visible but the object's, a plain transformer with 0.02 projections filled in the object
-    a caption names with 31% of its codes right after 4,000 steps, with fan-in scaled ones 100%
-    from step 3,000 (docs/benchmarks.md, "The initial
-    weights and object masks"). So projections (linear and conv weights) get the variance of
-    PyTorch's default `nn.Linear` init, 1 / (3 fan_in); embedding tables and other free vectors
-    keep 0.02; norm scales start at one and biases at zero."""
+    64-wide generation branch it is 2.5-6x below the fan-in scale, and it stalls learning: with
+    every cell visible but the object's, a plain transformer with 0.02 projections filled in the
+    object a caption names with 31% of its codes right after 4,000 steps, with fan-in scaled ones
+    100% from step 3,000 (docs/benchmarks.md, "The initial weights and object masks"). So
+    projections (linear and conv weights) get the variance of PyTorch's default `nn.Linear` init,
+    1 / (3 fan_in); embedding tables and other free vectors keep 0.02; norm scales start at one
+    and biases at zero."""
     gen = torch.Generator().manual_seed(seed)
     owners = dict(network.named_modules())
     for name, p in network.named_parameters():
