@@ -6,9 +6,9 @@ understanding branch and the narrower generation branch in one stack, joint atte
 first blocks and decoupled attention after, a SigLIP tower with the conv resampler and GELU
 projector, anyres tiles, the 2x2 down/up-sampling of image codes, the 8192-code VQ head, the
 special and LOC tokens and the chat template. What changes is the size, the tile (64 px, patch 8,
-so a 64 px world image gives 4x4 features per tile) and the VQ's downsampling (x4, so a 64 px
-image is 16x16 codes = 8x8 LLM positions; the world's objects are 14-22 px wide): sized so that
-the whole training fits in about 45 minutes of one shared CPU core.
+so a 64 px world image gives 4x4 features per tile) and the VQ's downsampling (x8, so a 64 px
+image is 8x8 codes = 4x4 LLM positions, one per 16 px cell of the world's grid, each cell holding
+at most one 12 px object): sized so that the whole training fits in about an hour of one CPU core.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lavida_bench.model.network import LavidaNetwork
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
 # Denoising steps the micro model draws with (the demo preset's variants; the release uses 64):
-# trained at every noise level, it needs no more for 16x16 codes.
+# trained at every noise level, it needs no more for 8x8 codes.
 IMAGE_STEPS = 16
 
 
@@ -81,9 +81,9 @@ def init_micro_weights(network: LavidaNetwork, seed: int) -> None:
 
 
 def micro_vq_config() -> dict[str, Any]:
-    """A diffusers VQModel with x4 downsampling and the release's 8192 codes."""
+    """A diffusers VQModel with x8 downsampling and the release's 8192 codes."""
     return {"_class_name": "VQModel", "in_channels": 3, "out_channels": 3,
-            "down_block_types": ["DownEncoderBlock2D"] * 3, "up_block_types": ["UpDecoderBlock2D"] * 3,
-            "block_out_channels": [16, 32, 32], "layers_per_block": 1, "latent_channels": 8,
+            "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+            "block_out_channels": [16, 32, 32, 32], "layers_per_block": 1, "latent_channels": 8,
             "num_vq_embeddings": CODEBOOK, "norm_num_groups": 4, "vq_embed_dim": 8,
             "lookup_from_codebook": True, "mid_block_add_attention": False, "sample_size": WORLD_SIDE}

@@ -23,11 +23,13 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "dark grey": (60, 60, 60),
 }
 MIN_CONTRAST = 120.0  # RGB distance an object colour keeps from the background
-# Objects sit in the cells of a GRID x GRID lattice (at 64 px: boxes of 16 px starting at 4, 24
-# and 44), so every edge falls on the 4-px grid of the micro model's VQ codes and an object is
-# always the same 4x4 codes: the world stays learnable on a CPU budget (see docs/benchmarks.md).
-GRID = 3
-PITCH, MARGIN, OBJECT = 20 / 64, 4 / 64, 16 / 64  # fractions of the side: cell pitch, first offset, object side
+# Objects sit in the cells of a GRID x GRID lattice of 16 px cells (at 64 px: 12 px boxes starting
+# at 2, 18, 34 and 50), so each object lies inside one cell, which is one LLM position of the
+# micro model's image (2x2 codes of 8 px) and one feature cell of its vision tower: drawing an
+# object is one position's choice, and the world stays learnable on a CPU budget
+# (docs/benchmarks.md, "A coarser world").
+GRID = 4
+PITCH, MARGIN, OBJECT = 16 / 64, 2 / 64, 12 / 64  # fractions of the side: cell pitch, first offset, object side
 GAP = 0.06  # minimum free space between two objects, as a fraction of the image side
 SIDES = (64, 128)  # the world's image sides, inclusive range
 MAX_OBJECTS = 4

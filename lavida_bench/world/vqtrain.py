@@ -6,10 +6,10 @@ flat background over hundreds of near-identical codes (4,700 distinct codes, 7.9
 entropy on 64 images), and the network's image loss never fell below 6.9. A k-means codebook
 over encoder outputs was no better (each code's pixels varied with their neighbours).
 
-The world has few distinct 4x4 pixel patches (objects sit on the code grid, see `scene.GRID`;
+The world has few distinct 8x8 pixel patches (objects sit in the cells of a grid, see `scene.GRID`;
 about 300 in all), so here the codebook IS the world's patch vocabulary:
 
-1. the vocabulary: every distinct 4x4 patch of VOCAB_SCENES rendered scenes, one code each, its
+1. the vocabulary: every distinct 8x8 patch of VOCAB_SCENES rendered scenes, one code each, its
    codebook vector the patch's coordinates on the vocabulary's leading principal axes; the
    remaining codes of the release's 8192 are parked far away, so the quantiser never picks
    them;
@@ -30,7 +30,7 @@ from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
 from lavida_bench.world.scene import sample_scene
 
-PATCH = 4  # pixels per code side (the micro VQ downsamples x4)
+PATCH = 8  # pixels per code side (the micro VQ downsamples x8)
 VOCAB_SCENES = 3000  # scenes whose patches make the vocabulary
 CODE_RADIUS = 3.0  # norm of an active code vector
 PARKED = 1e4  # norm of the unused code vectors

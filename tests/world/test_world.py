@@ -104,10 +104,13 @@ def test_edits_round_trip_through_their_instruction(op: str) -> None:
 
 
 def test_objects_sit_on_the_code_grid() -> None:
-    """At 64 px every object is a 16 px box starting at 4, 24 or 44: exactly 4x4 VQ codes."""
+    """At 64 px every object is a 12 px box starting at 2, 18, 34 or 50: inside one 16 px cell,
+    which is 2x2 VQ codes of 8 px and one LLM position."""
     from lavida_bench.world.scene import grid_boxes
 
     rng = np.random.default_rng(9)
     for _ in range(50):
         for o in sample_scene(rng, 64).objects:
-            assert o.box in grid_boxes(64) and all(v % 4 == 0 for v in o.box) and o.box[2] - o.box[0] == 16
+            x0, y0, x1, y1 = o.box
+            assert o.box in grid_boxes(64) and x1 - x0 == y1 - y0 == 12
+            assert x0 // 16 == (x1 - 1) // 16 and y0 // 16 == (y1 - 1) // 16 and x0 % 16 == y0 % 16 == 2
