@@ -8,7 +8,8 @@ would, and the world's strict detector as the judge of images:
 - `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions;
 - `qa_accuracy`: exact-match accuracy on the world's questions (counts, colours, larger, choice);
 - `judge_accuracy`: the model's own verdicts ("is correct" or not) against the truth;
-- `geneval`: share of generated images that GenEval's rules (with the stand-in detector) pass.
+- `geneval`: share of generated images that GenEval's rules (with the stand-in detector) pass;
+- `edit_success`: share of edits whose result the detector finds done (`edits.outcome`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lavida_bench.world.detect import detect
-from lavida_bench.world.edits import box_iou
+from lavida_bench.world.edits import box_iou, outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
 from lavida_bench.world.micro import IMAGE_STEPS, WORLD_SIDE
 from lavida_bench.world.scene import sample_scene
@@ -102,6 +103,25 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
     return {"overall": {"rate": float(np.mean(passed)), "n": len(passed)}, **shares(by_tag)}
 
 
+def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:
+    """Per edit operation: the share of edited images in which the detector finds the instruction
+    done and every other object kept (the world's ImgEdit judge, `edits.outcome`)."""
+    from lavida_bench.api import Options, Request
+
+    edits = []
+    while len(edits) < n:
+        edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
+        if edit is not None:
+            edits.append(edit)
+    options = Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS)
+    results = pipe.edit([Request(f"e{i}", "edit", e.instruction, [e.source.image()], options=options, seed=i)
+                         for i, e in enumerate(edits)])
+    done: dict[str, list[bool]] = {}
+    for e, r in zip(edits, results):
+        done.setdefault(e.spec.op, []).append(outcome(e.spec, e.source.objects, [s.shape() for s in detect(r.image)]).done)
+    return {"overall": {"rate": float(np.mean([d for v in done.values() for d in v])), "n": n}, **shares(done)}
+
+
 def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
     from lavida_bench.backends import Backends, BackendsConfig
     from lavida_bench.model.checkpoint import load_checkpoint
@@ -114,4 +134,4 @@ def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
     return {"n": n, "vq_recall": vq_recall(ck.vq, rng, n), "grounding_p50": grounding_p50(pipe, rng, n),
             "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
             "geneval_plain": geneval_pass(pipe, backends, rng, n),
-            "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True)}
+            "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True), "edit_success": edit_success(pipe, rng, n)}

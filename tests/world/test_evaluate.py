@@ -64,3 +64,30 @@ def test_geneval_pass_reports_each_tag_with_its_n() -> None:
     assert {tag: right[tag]["n"] for tag in GENEVAL_TAGS} == dict.fromkeys(GENEVAL_TAGS, 2)
     blank = geneval_pass(DrawTruth(None), backends, np.random.default_rng(3), 12)
     assert blank["overall"] == {"rate": 0.0, "n": 12}
+
+
+class Editor:
+    """Returns each edit's target scene (perfect) or its source unchanged (does nothing)."""
+
+    def __init__(self, perfect: bool):
+        self.perfect = perfect
+
+    def edit(self, requests):
+        from lavida_bench.world.edits import sample_edit
+        from lavida_bench.world.micro import WORLD_SIDE
+        from lavida_bench.world.scene import sample_scene
+
+        rng, out = np.random.default_rng(5), []  # the same draws as edit_success makes
+        while len(out) < len(requests):
+            edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
+            if edit is not None:
+                out.append(Result(image=(edit.target if self.perfect else edit.source).image()))
+        return out
+
+
+def test_edit_success_of_a_perfect_editor_and_of_one_that_changes_nothing() -> None:
+    from lavida_bench.world.evaluate import edit_success
+
+    perfect = edit_success(Editor(True), np.random.default_rng(5), 16)
+    assert perfect["overall"] == {"rate": 1.0, "n": 16} and sum(v["n"] for k, v in perfect.items() if k != "overall") == 16
+    assert edit_success(Editor(False), np.random.default_rng(5), 16)["overall"]["rate"] == 0.0
