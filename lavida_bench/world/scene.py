@@ -27,7 +27,7 @@ MIN_CONTRAST = 120.0  # RGB distance an object colour keeps from the background
 # at 2, 18, 34 and 50), so each object lies inside one cell, which is one LLM position of the
 # micro model's image (2x2 codes of 8 px) and one feature cell of its vision tower: drawing an
 # object is one position's choice, and the world stays learnable on a CPU budget
-# (docs/benchmarks.md, "A coarser world").
+# (docs/benchmarks.md, "The world moves to one object per position").
 GRID = 4
 PITCH, MARGIN, OBJECT = 16 / 64, 2 / 64, 12 / 64  # fractions of the side: cell pitch, first offset, object side
 GAP = 0.06  # minimum free space between two objects, as a fraction of the image side

@@ -95,8 +95,8 @@ def random_code_maps(rng: np.random.Generator, vocab: torch.Tensor, n: int, side
     """`n` maps of `side` x `side` codes drawn uniformly from the vocabulary, and their images
     (each code's patch in its place): [n, side*side] codes, [n, 3, side*PATCH, side*PATCH] pixels."""
     codes = torch.from_numpy(rng.integers(len(vocab), size=(n, side * side)))
-    pixels = vocab[codes].view(n, side, side, 3, PATCH, PATCH).permute(0, 3, 1, 4, 2, 5)
-    return codes, pixels.reshape(n, 3, side * PATCH, side * PATCH)
+    pixels = F.fold(vocab[codes].transpose(1, 2), side * PATCH, PATCH, stride=PATCH)  # the inverse of `patches`
+    return codes, pixels
 
 
 def object_pixel_weights(x: torch.Tensor) -> torch.Tensor:
