@@ -118,7 +118,8 @@ def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, 
                          for i, e in enumerate(edits)])
     done: dict[str, list[bool]] = {}
     for e, r in zip(edits, results):
-        done.setdefault(e.spec.op, []).append(outcome(e.spec, e.source.objects, [s.shape() for s in detect(r.image)]).done)
+        seen = [s.shape() for s in detect(r.image)]
+        done.setdefault(e.spec.op, []).append(outcome(e.spec, e.source.objects, seen).done)
     return {"overall": {"rate": float(np.mean([d for v in done.values() for d in v])), "n": n}, **shares(done)}
 
 

@@ -28,7 +28,7 @@ from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config
 from lavida_bench.world.mix import MIX, Example, corpus, example
-from lavida_bench.world.trainer import WorldTrainer, sample_task
+from lavida_bench.world.trainer import WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
 
@@ -52,11 +52,10 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.vision_steps < 0:
             raise ValueError(f"vision_steps must be >= 0, got {self.vision_steps}")
-        for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads", "object_weight"):
+        for name in ("vq_steps", "steps", "text_batch", "image_batch", "padding_from", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.object_masks <= 1:
-            raise ValueError(f"object_masks must be a probability in [0, 1], got {self.object_masks}")
+        check_image_options(self.object_weight, self.object_masks)
         if not 0 < self.early_step < self.steps:
             raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
 

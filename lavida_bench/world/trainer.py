@@ -87,10 +87,7 @@ class WorldTrainer:
 
     def __init__(self, network: LavidaNetwork, vq: VQTokenizer, tokenizer, ids: SpecialIds,
                  object_weight: float = 1.0, object_masks: float = 0.0):
-        if object_weight < 1:
-            raise ValueError(f"object_weight must be >= 1, got {object_weight}")
-        if not 0 <= object_masks <= 1:
-            raise ValueError(f"object_masks must be a probability in [0, 1], got {object_masks}")
+        check_image_options(object_weight, object_masks)
         self.net, self.vq, self.tokenizer, self.ids = network, vq, tokenizer, ids
         self.object_weight, self.object_masks = object_weight, object_masks
         self.builder = SequenceBuilder(network, tokenizer, ids.bos, ids.eos)
@@ -223,6 +220,14 @@ class WorldTrainer:
         planned = torch.tensor([e.plan for e in examples])
         cutoff = torch.where(planned, torch.maximum(second_eot, first_gen - 1), second_eot)
         return (pos <= cutoff[:, None]) & valid & ~gen
+
+
+def check_image_options(object_weight: float, object_masks: float) -> None:
+    """The image-loss options' ranges (checked by `RunSettings` too, before the VQ stage runs)."""
+    if object_weight < 1:
+        raise ValueError(f"object_weight must be >= 1, got {object_weight}")
+    if not 0 <= object_masks <= 1:
+        raise ValueError(f"object_masks must be a probability in [0, 1], got {object_masks}")
 
 
 def object_codes(codes: Tensor) -> Tensor:

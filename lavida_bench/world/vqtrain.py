@@ -91,7 +91,8 @@ def code_map(vectors: torch.Tensor, codes: torch.Tensor, side: int) -> torch.Ten
     return vectors[codes].view(codes.shape[0], side, side, -1).permute(0, 3, 1, 2)
 
 
-def random_code_maps(rng: np.random.Generator, vocab: torch.Tensor, n: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_code_maps(rng: np.random.Generator, vocab: torch.Tensor, n: int,
+                     side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` maps of `side` x `side` codes drawn uniformly from the vocabulary, and their images
     (each code's patch in its place): [n, side*side] codes, [n, 3, side*PATCH, side*PATCH] pixels."""
     codes = torch.from_numpy(rng.integers(len(vocab), size=(n, side * side)))

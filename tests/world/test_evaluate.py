@@ -89,5 +89,6 @@ def test_edit_success_of_a_perfect_editor_and_of_one_that_changes_nothing() -> N
     from lavida_bench.world.evaluate import edit_success
 
     perfect = edit_success(Editor(True), np.random.default_rng(5), 16)
-    assert perfect["overall"] == {"rate": 1.0, "n": 16} and sum(v["n"] for k, v in perfect.items() if k != "overall") == 16
+    assert perfect["overall"] == {"rate": 1.0, "n": 16}
+    assert sum(v["n"] for k, v in perfect.items() if k != "overall") == 16
     assert edit_success(Editor(False), np.random.default_rng(5), 16)["overall"]["rate"] == 0.0
