@@ -20,7 +20,7 @@ import numpy as np
 from lavida_bench.world.detect import detect
 from lavida_bench.world.edits import box_iou, outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
-from lavida_bench.world.micro import IMAGE_STEPS, WORLD_SIDE
+from lavida_bench.world.micro import WORLD_SIDE, image_options
 from lavida_bench.world.scene import sample_scene
 from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
 
@@ -88,11 +88,11 @@ def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
 def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = False) -> dict[str, Any]:
     """GenEval's rules on `n` generated images, the prompts cycling through the six tags: the
     overall share passed and the share per tag."""
-    from lavida_bench.api import Options, Request
+    from lavida_bench.api import Request
     from lavida_bench.tasks.geneval import judge_image
 
     captions = [geneval_caption(rng, GENEVAL_TAGS[i % len(GENEVAL_TAGS)], WORLD_SIDE) for i in range(n)]
-    options = Options(resolution=WORLD_SIDE, plan=plan, steps=IMAGE_STEPS)
+    options = image_options(plan=plan)
     requests = [Request(f"t{i}", "generate", c.text, options=options, seed=i)
                 for i, c in enumerate(captions)]
     results = pipe.generate(requests)
@@ -106,14 +106,14 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
 def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:
     """Per edit operation: the share of edited images in which the detector finds the instruction
     done and every other object kept (the world's ImgEdit judge, `edits.outcome`)."""
-    from lavida_bench.api import Options, Request
+    from lavida_bench.api import Request
 
     edits = []
     while len(edits) < n:
         edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
         if edit is not None:
             edits.append(edit)
-    options = Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS)
+    options = image_options()
     results = pipe.edit([Request(f"e{i}", "edit", e.instruction, [e.source.image()], options=options, seed=i)
                          for i, e in enumerate(edits)])
     done: dict[str, list[bool]] = {}

@@ -18,14 +18,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from lavida_bench.api import Options
 from lavida_bench.model.config import REQUIRED_VALUES, LavidaConfig, VisionConfig
 from lavida_bench.model.network import LavidaNetwork
 
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
-# Denoising steps the micro model draws with (the demo preset's variants; the release uses 64):
-# trained at every noise level, it needs no more for 8x8 codes.
+# How the micro model draws (the demo preset's variants and every world measure read these):
+# - 16 denoising steps (the release uses 64): trained at every noise level, it needs no more
+#   for 8x8 codes;
+# - no classifier-free guidance (scale 1; the release's demo uses 4.0, LaVida-O
+#   `llava/eval/predict_t2i_edit.py`): guidance at 4 all but stops this model drawing objects
+#   (docs/benchmarks.md, "Guidance stops the micro model drawing").
 IMAGE_STEPS = 16
+IMAGE_CFG = 1.0
+
+
+def image_options(**extra: Any) -> Options:
+    """The `Options` of a world image request (generation or editing), plus `extra`."""
+    return Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS, cfg=IMAGE_CFG, **extra)
 
 
 def micro_config(vocab_size: int) -> LavidaConfig:
