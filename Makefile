@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine:
-#   make demo   set up .venv and run the demo (tiny Lavida-O, synthetic data, full report)
+#   make demo   set up .venv and run the demo (the shipped micro Lavida-O on the synthetic world, full report)
 #   make test   set up .venv and run the test suite
 PY ?= python3
 VENV := .venv

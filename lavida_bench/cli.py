@@ -176,9 +176,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lavida_bench.console import results_table
     from lavida_bench.demo import run_demo
 
-    outcome = run_demo(Path(args.output))
+    outcome, checks = run_demo(Path(args.output))
     if outcome.results:
         print(results_table(outcome.results))
+    for check in checks:
+        state = "as expected" if check.as_expected else f"UNEXPECTED (expected exit {check.expected})"
+        print(f"regression demo, {check.what}: {check.summary[0]} - {state}")
     return finish(outcome.output, outcome.errors)
 
 
@@ -259,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ls": (cmd_ls, "list run folders (searched recursively) and how complete they are"),
         "tasks": (cmd_tasks, "list every task: capability, default variants, data layout, official evaluator"),
         "validate": (cmd_validate, "check a config and every path it names, without running"),
-        "demo": (cmd_demo, "run every task and variant on a tiny model with synthetic data"),
+        "demo": (cmd_demo, "every task and variant on the micro model trained on the synthetic world, a regression demo, reports"),
         "speed": (cmd_speed, "latency, throughput, NFE, peak memory and floors per capability; speedups "
                              "measured side by side (random weights at any size)"),
         "model-info": (cmd_model_info, "config, parameter counts per branch/task, checkpoint key report"),

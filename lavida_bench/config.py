@@ -110,7 +110,7 @@ class RunConfig:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
 
-PRESETS = ("demo", "paper", "speed", "regression")
+PRESETS = ("demo", "smoke", "paper", "speed", "regression")
 
 
 def preset_text(name: str) -> str:

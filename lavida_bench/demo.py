@@ -1,41 +1,78 @@
-"""`lavida-bench demo`: the whole product on a CPU in a few minutes.
+"""`lavida-bench demo`: the whole product on a CPU in a few minutes, on a model that learned.
 
-Builds a tiny Lavida-O checkpoint with seeded random weights in the release's on-disk layout,
-generates small synthetic fixtures for every benchmark in its official file format, runs every
-task and variant through the real runner and scorers (with stand-in evaluator backends), runs
-the constant reference baseline on the same data, and writes reports. The numbers are
-meaningless and the reports say so; what the demo proves is that every path works.
+The model is the micro Lavida-O trained on the synthetic world (`lavida_bench/world/weights`,
+made by `tools/train_world.py`; docs/benchmarks.md "The synthetic world's micro model"). Every
+benchmark runs on world fixtures in its official file format whose answers the renderer knows,
+scored by the world's strict detectors (the stand-in backends), beside the constant reference
+baseline on the same data. Then the regression demo: a gate subset runs on the shipped weights,
+on the same command's under-trained weights (`early/`) and on the shipped weights under another
+seed, and `compare` judges them as it would a new checkpoint; the first comparison should name
+regressed metrics (exit 1) and the second find no detectable change (exit 0). A comparison that
+does not is counted as an error, so the demo fails. Last, a short speed run (tiny random-weight
+model: speed does not depend on the weights) and the reports.
 """
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from lavida_bench.app import Outcome, execute
 from lavida_bench.config import RunConfig, load_config
-from lavida_bench.tasks import TASKS
 
-DEMO_SEED = 0
-
-
-def prepare_assets(root: Path) -> tuple[Path, dict[str, Path]]:
-    """Tiny checkpoint + one fixture folder per demo task (reused when already there)."""
-    from lavida_bench.model.tiny import make_tiny_checkpoint
-
-    checkpoint = root / "checkpoint"
-    if not (checkpoint / "config.json").exists():
-        make_tiny_checkpoint(checkpoint, seed=DEMO_SEED)
-    data = {}
-    for name in load_config("demo").tasks:
-        target = root / "data" / name
-        data[name] = TASKS.get(name).make_fixture(target, seed=DEMO_SEED)
-    return checkpoint, data
+WEIGHTS = Path(__file__).resolve().parent / "world" / "weights"  # checkpoint/, early/, train.json
+FIXTURE_SEED = 0
+# Items per benchmark: enough for paired CIs on large effects, few enough for 3 minutes on 2 cores.
+FIXTURE_SIZES = {"geneval": 36, "dpg_bench": 8, "fid30k": 32, "imgedit": 16, "refcoco": 48, "mmmu": 24,
+                 "chartqa": 24}
+# The regression demo's gate: one generation, one grounding and one question benchmark (ChartQA's
+# fixture holds 24 questions per split).
+GATE = ["geneval", "refcoco", "chartqa"]
+GATE_SETTINGS = ["tasks.geneval.variants=[plain]", "tasks.geneval.limit=24", "tasks.refcoco.variants=[steps1]"]
 
 
-def demo_config(output: Path, model_kind: str, checkpoint: Path, data: dict[str, Path]) -> RunConfig:
-    overrides = [f"output={output}", f"model.kind={model_kind}", f"model.checkpoint={checkpoint}"]
+def demo_config(output: Path, kind: str, checkpoint: Path, data: dict[str, Path],
+                extra: list[str] | None = None, tasks: list[str] | None = None) -> RunConfig:
+    overrides = [f"output={output}", f"model.kind={kind}", f"model.checkpoint={checkpoint}"]
     overrides += [f"tasks.{name}.data={path}" for name, path in data.items()]
-    return load_config("demo", overrides)
+    return load_config("demo", overrides + list(extra or []), tasks=tasks)
+
+
+@dataclass
+class GateCheck:
+    """One `compare` of the regression demo and the exit code it was expected to give."""
+
+    what: str
+    exit_code: int
+    expected: int
+    summary: list[str]
+
+    @property
+    def as_expected(self) -> bool:
+        return self.exit_code == self.expected
+
+
+def gate_check(what: str, base: Path, new: Path, expected: int, out: Path) -> GateCheck:
+    from lavida_bench.reports import compare, write_comparison
+
+    result = compare(base, new)
+    write_comparison(result, out)
+    return GateCheck(what, result.exit_code(), expected, result.summary())
+
+
+def regression_demo(root: Path, weights: Path, data: dict[str, Path]) -> list[GateCheck]:
+    """Gate runs of the shipped, under-trained and reseeded weights, and the two comparisons."""
+    gate = {name: data[name] for name in GATE}
+
+    def run(name: str, checkpoint: Path, seed: int) -> Path:
+        cfg = demo_config(root / name, "lavida_o", checkpoint, gate, [*GATE_SETTINGS, f"seed={seed}"], GATE)
+        return execute(cfg).output
+
+    shipped = run("shipped", weights / "checkpoint", 0)
+    early = run("early", weights / "early", 0)
+    reseeded = run("shipped_seed1", weights / "checkpoint", 1)
+    return [gate_check("shipped -> under-trained (early step)", shipped, early, 1, root / "compare_early"),
+            gate_check("shipped -> shipped under seed 1", shipped, reseeded, 0, root / "compare_seed")]
 
 
 # A short speed run (one repeat, batch 1, 128 px) so the demo's report has its speed table and
@@ -51,14 +88,24 @@ def run_demo_speed(folder: Path) -> None:
     run_speed(load_config("speed", DEMO_SPEED), folder)
 
 
-def run_demo(output: Path) -> Outcome:
+def run_demo(output: Path, weights: Path = WEIGHTS,
+             sizes: dict[str, int] | None = None) -> tuple[Outcome, list[GateCheck]]:
+    """The main run's outcome (its errors include the baseline's and every unexpected gate
+    check) and the regression demo's checks."""
     from lavida_bench.reports import write_report
+    from lavida_bench.world.fixtures import write_world_fixtures
 
-    checkpoint, data = prepare_assets(output / "assets")
+    if not (weights / "checkpoint" / "config.json").exists():
+        raise FileNotFoundError(f"{weights}: no trained world weights (checkpoint/config.json); "
+                                "train them with tools/train_world.py")
+    data = write_world_fixtures(output / "assets" / "data", sizes or FIXTURE_SIZES, seed=FIXTURE_SEED)
+    checkpoint = weights / "checkpoint"
     baseline = execute(demo_config(output / "constant", "constant", checkpoint, data))
     print(f"reference baseline run: {baseline.output}", file=sys.stderr)
     main = execute(demo_config(output / "lavida_o", "lavida_o", checkpoint, data))
+    checks = regression_demo(output / "regression", weights, data)
     run_demo_speed(main.output / "speed")
     for run in (baseline.output, main.output):
         write_report(run)
-    return Outcome(main.output, main.generation, main.results, main.errors + baseline.errors)
+    unexpected = sum(not c.as_expected for c in checks)
+    return Outcome(main.output, main.generation, main.results, main.errors + baseline.errors + unexpected), checks

@@ -1,9 +1,9 @@
-"""Soak test (not in CI): run the demo config again and again, SIGKILL it at random moments,
+"""Soak test (not in CI): run the smoke config again and again, SIGKILL it at random moments,
 resume it, and check after every kill and at the end that the harness kept its promises.
 
     .venv/bin/python scripts/soak.py --rounds 5 --output runs/soak
 
-Each round starts a fresh run folder and runs `lavida-bench run --config demo` (tiny Lavida-O,
+Each round starts a fresh run folder and runs `lavida-bench run --config smoke` (tiny Lavida-O,
 synthetic fixtures, every task and variant, `--limit` samples each, small images) as a
 subprocess; a kill lands after a seeded random delay; the run is resumed until it finishes on
 its own (after 1 to `--max-kills` kills). A round may resume on two processes
@@ -33,22 +33,31 @@ from typing import Any
 
 from lavida_bench.api import StoreError
 from lavida_bench.config import load_config
-from lavida_bench.demo import prepare_assets
 from lavida_bench.store import RunStore, audit, image_problems, read_jsonl, record_images, stable_snapshot
 
-RESOLUTION = 64  # the demo's images at 1024 px take minutes per round on a CPU; 64 px keep every path
+RESOLUTION = 64  # the smoke config's images at 1024 px take minutes per round on a CPU; 64 px keep every path
 
 
 def run_command(output: Path, assets: Path, limit: int, processes: int) -> list[str]:
     checkpoint, data = assets / "checkpoint", assets / "data"
     overrides = [f"model.checkpoint={checkpoint}", f"model.resolution={RESOLUTION}"]
-    for name in load_config("demo").tasks:
+    for name in load_config("smoke").tasks:
         overrides += [f"tasks.{name}.data={data / name}", f"tasks.{name}.limit={limit}"]
-    cli = ["-m", "lavida_bench.cli", "run", "--config", "demo", *overrides, "--output", str(output)]
+    cli = ["-m", "lavida_bench.cli", "run", "--config", "smoke", *overrides, "--output", str(output)]
     if processes == 1:
         return [sys.executable, *cli]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
             "--master_port", str(free_port()), *cli]
+
+
+def prepare_assets(root: Path) -> None:
+    """The smoke config's tiny random-weight checkpoint and one fixture folder per task."""
+    from lavida_bench.model.tiny import make_tiny_checkpoint
+    from lavida_bench.tasks import TASKS
+
+    make_tiny_checkpoint(root / "checkpoint", seed=0)
+    for name in load_config("smoke").tasks:
+        TASKS.get(name).make_fixture(root / "data" / name, seed=0)
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""The demo end to end: every task and variant on the tiny Lavida-O, reports with every section."""
+"""The demo end to end: every task and variant on the shipped world model, the regression demo's
+two comparisons, reports with every section and the world's banner."""
 from __future__ import annotations
 
 import json
@@ -8,34 +9,67 @@ import pytest
 
 from lavida_bench.demo import run_demo
 from lavida_bench.reports import leaderboard
+
 BENCHMARKS = {"geneval", "dpg_bench", "fid30k", "imgedit", "refcoco", "mmmu", "chartqa"}
+WORLD_BANNER = "synthetic world, micro model: comparable with nothing published"
 
 
-def test_demo_runs_everything_and_reports_every_section(tmp_path: Path) -> None:
-    outcome = run_demo(tmp_path)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("demo")
+    outcome, checks = run_demo(root)
+    return root, outcome, checks
+
+
+def test_the_demo_runs_every_benchmark_without_errors(demo) -> None:
+    root, outcome, _ = demo
     assert outcome.errors == 0
-    run = tmp_path / "lavida_o"
-    doc = json.loads((run / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
-    metrics = doc["tasks"]
-    assert set(metrics) == BENCHMARKS
-    for task, variants in metrics.items():
+    doc = json.loads((root / "lavida_o" / "metrics.json").read_text(),
+                     parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
+    assert set(doc["tasks"]) == BENCHMARKS
+    for task, variants in doc["tasks"].items():
         for variant, summary in variants.items():
             counts = summary["counts"]
             assert counts["scored"] == counts["samples"] > 0, (task, variant, counts)
+    assert list(doc["tasks"]["geneval"]) == ["plain", "plan", "plan_reflect"]
+
+
+def test_the_report_is_complete_and_says_what_the_numbers_are(demo) -> None:
+    root, _, _ = demo
+    run = root / "lavida_o"
     report = (run / "report.md").read_text()
     for title in ("GenEval", "DPG-Bench", "FID-30k", "ImgEdit", "RefCOCO", "MMMU", "ChartQA",
                   "What planning and reflection buy and cost", "## Speed", "## Plots", "## Gallery"):
         assert title in report, title
-    assert "Not comparable with the paper" in report  # tiny random model + stand-in backends are labelled
-    trust = doc["trust"]
-    assert trust["comparable_with_paper"] is False
-    assert "not the released model size (tiny or custom configuration)" in trust["reasons"]
-    assert "geneval: stand-in detector (shapes world only)" in trust["reasons"]
-    board = leaderboard([run])  # the demo run is ranked nowhere, unless asked, and then marked
+    assert WORLD_BANNER.capitalize() in report
+    assert "| metric | plain | + planning | + planning + reflection |\n" in report  # no paper column beside world numbers
+    trust = json.loads((run / "metrics.json").read_text())["trust"]
+    assert trust["comparable_with_paper"] is False and trust["world"] == "synthetic world"
+    assert WORLD_BANNER in trust["reasons"]
+    board = leaderboard([run])  # ranked nowhere unless asked, and then marked
     assert all("lavida_o" not in row[1] for t in board.tables for row in t.rows)
-    marked = leaderboard([run], include_unofficial=True)
-    assert any(row[1] == "lavida_o [not comparable]" for t in marked.tables for row in t.rows)
     assert len(list((run / "report").rglob("*.png"))) >= 2
     speed = json.loads((run / "speed" / "speed.json").read_text())
     nfe = {c["case"]: c["nfe"] for c in speed["cases"]}
     assert nfe["ground1"] == 1 and nfe["ground4"] == 4 and nfe["generate@128"] == 64
+
+
+def test_the_regression_demo_catches_the_under_trained_weights_only(demo) -> None:
+    root, _, checks = demo
+    early, reseeded = checks
+    assert (early.exit_code, reseeded.exit_code) == (1, 0), [c.summary for c in checks]
+    assert any(line.startswith("regression: ") for line in early.summary)
+    assert json.loads((root / "regression" / "compare_early" / "compare.json").read_text())["exit_code"] == 1
+
+
+def test_the_demo_preset_draws_as_the_micro_model_was_measured() -> None:
+    """The preset's image variants use the world's drawing options (world/micro.py), so what the
+    demo reports is what docs/benchmarks.md measured."""
+    from lavida_bench.config import load_config
+    from lavida_bench.world.micro import image_options
+
+    expected = image_options()
+    for name, variant in load_config("demo").variants.items():
+        if name in ("plain", "plan", "plan_reflect"):
+            assert (variant.steps, variant.cfg) == (expected.steps, expected.cfg), name
+    assert load_config("demo").model.resolution == expected.resolution

@@ -15,7 +15,7 @@ from lavida_bench.cli import main
 from lavida_bench.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
-# Four ChartQA samples (human + augmented) and 32 RefCOCO expressions in the demo fixtures.
+# Four ChartQA samples (human + augmented) and 32 RefCOCO expressions in the tasks' own fixtures.
 CHARTQA_SAMPLES = 8
 
 
@@ -30,7 +30,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def config_file(tmp_path: Path, assets: dict[str, Path], kind: str = "constant") -> Path:
-    """A small config of two tasks on the demo fixtures (the constant baseline needs no weights)."""
+    """A small config of two tasks on the tasks' own fixtures (the constant baseline needs no weights)."""
     path = tmp_path / "small.yaml"
     path.write_text(
         f"model: {{kind: {kind}, checkpoint: {assets['checkpoint']}, device: cpu, dtype: float32, cpu_threads: 1}}\n"

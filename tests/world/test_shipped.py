@@ -1,0 +1,104 @@
+"""The shipped micro model (lavida_bench/world/weights) does what its measured rates say.
+
+Each test runs the harness's pipeline on a small seeded set and checks a count against a
+threshold set below the count measured on that set and on a larger one, and above what the same
+command's under-trained weights (`early/`, step 600) reach; each docstring gives the figures
+(docs/benchmarks.md, "The shipped micro model"). One target of issue 17, the judge, is not
+reached by these weights; its test is a strict expected failure, so it turns red the day a
+retrained model reaches it and the marker must go.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lavida_bench.api import Options, Request
+from lavida_bench.demo import WEIGHTS
+from lavida_bench.world.detect import detect
+from lavida_bench.world.edits import box_iou
+from lavida_bench.world.language import geneval_caption
+from lavida_bench.world.micro import WORLD_SIDE, image_options
+from lavida_bench.world.run import weights_fingerprint
+from lavida_bench.world.scene import sample_scene
+from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from lavida_bench.model.checkpoint import load_checkpoint
+    from lavida_bench.model.pipeline import LavidaPipeline
+
+    torch.set_num_threads(1)
+    return LavidaPipeline(load_checkpoint(WEIGHTS / "checkpoint"), resolution=WORLD_SIDE)
+
+
+@pytest.mark.parametrize("folder", ["checkpoint", "early"])
+def test_the_shipped_weights_are_the_recorded_ones(folder: str) -> None:
+    record = json.loads((WEIGHTS / "train.json").read_text())
+    assert weights_fingerprint(WEIGHTS / folder) == record["fingerprint"][folder]
+    provenance = json.loads((WEIGHTS / folder / "provenance.json").read_text())
+    assert provenance["world"] == "synthetic world" and provenance["seed"] == record["settings"]["seed"]
+
+
+def test_one_step_grounding_finds_the_only_object(pipe) -> None:
+    """Measured: 12/12 here, 48/48 on 48 other scenes; the early weights 0/12."""
+    rng = np.random.default_rng(14)
+    scenes = [sample_scene(rng, WORLD_SIDE, [(None, None)]) for _ in range(12)]
+    results = pipe.ground([Request(f"s{i}", "ground", f"the {s.objects[0].kind}", [s.image()], Options(steps=1))
+                           for i, s in enumerate(scenes)])
+    hits = sum(bool(r.boxes) and box_iou(r.boxes[0], s.objects[0].box) >= 0.5 for r, s in zip(results, scenes))
+    assert hits >= 11
+
+
+def test_one_step_grounding_beats_chance_on_scenes_of_one_to_four_objects(pipe) -> None:
+    """Measured P@0.5: 0.42 here (n=24), 0.30 on 96 other expressions; early weights 0.00;
+    a random cell of 16 about 0.06. Issue 17's target ("most", and 0.9) is not reached."""
+    from lavida_bench.world.evaluate import grounding_p50
+
+    assert grounding_p50(pipe, np.random.default_rng(11), 24) >= 0.2
+
+
+def red_circles(pipe, seeds: range) -> list[list]:
+    results = pipe.generate([Request(f"r{i}", "generate", "a photo of a red circle", options=image_options(), seed=i)
+                             for i in seeds])
+    return [[s.shape() for s in detect(r.image)] for r in results]
+
+
+def test_text_to_image_draws_objects(pipe) -> None:
+    """Measured: some object in 12/12 images here and 47/48 with seeds 100-147; early weights
+    1/12 and 7/48."""
+    assert sum(bool(found) for found in red_circles(pipe, range(12))) >= 10
+
+
+def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
+    """Measured: a red circle in 9/12 images here and 33/48 with seeds 100-147; early weights
+    0/12 and 1/48."""
+    found = red_circles(pipe, range(12))
+    assert sum(any(s.kind == "circle" and s.color == "red" for s in f) for f in found) >= 7
+
+
+@pytest.mark.xfail(strict=True, reason="not reached: the judge accepts every image, right or wrong (24/24 of each)")
+def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> None:
+    from lavida_bench.model import prompts
+
+    rng = np.random.default_rng(12)
+    pairs = [judge_pair(rng, "colors", bool(i % 2), WORLD_SIDE) for i in range(32)]
+    answers = pipe.understand([Request(f"j{i}", "understand", prompts.judge_user(p.caption.text).removeprefix("<image>\n"),
+                                       [p.shown.image()], Options(max_new_tokens=32)) for i, p in enumerate(pairs)])
+    accepted: dict[bool, list[bool]] = {True: [], False: []}
+    for p, a in zip(pairs, answers):
+        accepted[p.correct].append(PASS_PHRASE in (a.text or ""))
+    assert np.mean(accepted[True]) > np.mean(accepted[False]) + 0.1
+
+
+def test_plans_lay_out_one_box_per_counted_object(pipe) -> None:
+    """Measured: 8/8 here, 24/24 on 24 other counting prompts; early weights 4/8 and 8/24."""
+    rng = np.random.default_rng(13)
+    captions = [geneval_caption(rng, "counting", WORLD_SIDE) for _ in range(8)]
+    results = pipe.generate([Request(f"p{i}", "generate", c.text, options=image_options(plan=True), seed=i)
+                             for i, c in enumerate(captions)])
+    right = sum(len(r.trace.plan_boxes or []) == c.meta["include"][0]["count"] for r, c in zip(results, captions))
+    assert right >= 7
