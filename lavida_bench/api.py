@@ -60,6 +60,9 @@ Capability = Literal["understand", "ground", "generate", "edit"]
 CAPABILITIES: tuple[Capability, ...] = ("understand", "ground", "generate", "edit")
 
 
+GROUNDING_OUTPUTS = ("last_pass", "committed")
+
+
 @dataclass(frozen=True)
 class Options:
     """Decoding options of one request. `None` means "the model's own default"."""
@@ -72,6 +75,14 @@ class Options:
     resolution: int | None = None  # output side in pixels (generation / editing)
     plan: bool = False  # planning: layout boxes before drawing
     reflect_rounds: int = 1  # max generation attempts; >1 enables self-reflection
+    # Multi-step grounding's answer: "last_pass" (the release: the last pass's argmax at all four
+    # slots) or "committed" (each slot keeps the token committed for it); model/sampling/grounding.py.
+    grounding_output: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.grounding_output not in (None, *GROUNDING_OUTPUTS):
+            raise ValueError(f"grounding_output must be one of {', '.join(GROUNDING_OUTPUTS)}, "
+                             f"got {self.grounding_output!r}")
 
     def merged(self, **overrides: Any) -> "Options":
         """A copy with the non-None overrides applied."""

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import OmegaConf
 
-from lavida_bench.api import ConfigError, Options
+from lavida_bench.api import GROUNDING_OUTPUTS, ConfigError, Options
 from lavida_bench.backends import BackendsConfig, unset_evaluators
 from lavida_bench.validate import problems as schema_problems
 
@@ -47,10 +47,12 @@ class VariantConfig:
     cfg: Optional[float] = None
     temperature: Optional[float] = None
     policy: Optional[str] = None
+    grounding_output: Optional[str] = None
 
     def to_options(self) -> Options:
         return Options(plan=self.plan, reflect_rounds=self.reflect_rounds, steps=self.steps,
-                       cfg=self.cfg, temperature=self.temperature, policy=self.policy)
+                       cfg=self.cfg, temperature=self.temperature, policy=self.policy,
+                       grounding_output=self.grounding_output)
 
 
 @dataclass
@@ -217,6 +219,8 @@ def check_values(cfg: RunConfig) -> list[str]:
                  (("batch_size", cfg.batch_size), ("model.resolution", m.resolution), ("model.cpu_threads", m.cpu_threads))
                  if value is not None and value < 1]
     problems += limit_problems("limit", cfg.limit)
+    problems += [f"variants.{name}.grounding_output: {v.grounding_output!r} is not one of {', '.join(GROUNDING_OUTPUTS)}"
+                 for name, v in cfg.variants.items() if v.grounding_output not in (None, *GROUNDING_OUTPUTS)]
     for name, tcfg in cfg.tasks.items():
         problems += limit_problems(f"tasks.{name}.limit", tcfg.limit)
         if tcfg.variants == []:

@@ -3,6 +3,8 @@
 interleaved answers, batched, each request with its own seeds."""
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 import torch
 from torch import Tensor
 
@@ -18,7 +20,10 @@ from lavida_bench.model.vision import single_tile
 from lavida_bench.api import Request, Result, Stage
 
 
-def shared(requests: list[Request], what: str, value_of) -> int:
+T = TypeVar("T")
+
+
+def shared(requests: list[Request], what: str, value_of: Callable[[Request], T]) -> T:
     """The one value of an option every request of a batch must share."""
     values = {value_of(r) for r in requests}
     if len(values) != 1:
@@ -52,6 +57,7 @@ class Answers:
         """The RefCOCO prompt with four masked LOC slots, filled in `steps` full passes (predict_grounding.py:57-101)."""
         p = self.parts
         steps = shared(requests, "the grounding step count", lambda r: r.options.steps or 1)
+        final = shared(requests, "the grounding output rule", lambda r: r.options.grounding_output or "last_pass")
         with StageClock(p.device) as clock:
             feats = p.builder.image_features([p.tiles(r.images[0]) for r in requests])
             batch = p.builder.batch([p.builder.row(prompts.grounding_prompt(r.prompt), [f])
@@ -68,7 +74,7 @@ class Answers:
                 return p.net.text_logits(hidden.reshape(-1, d).index_select(0, rows).view(len(requests), 4, d)).float()
 
             masked = torch.full((len(requests), 4), p.ids.mask, device=p.device)
-            tokens, trace = decode_positions(logits_fn, masked, steps=steps, mask_id=p.ids.mask)
+            tokens, trace = decode_positions(logits_fn, masked, steps=steps, mask_id=p.ids.mask, final=final)
         share = clock.seconds / len(requests)
         return [self._box(r, toks, trace_of([Stage("ground", trace.nfe, share)], trace.steps, p.device))
                 for r, toks in zip(requests, tokens.tolist())]

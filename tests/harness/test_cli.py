@@ -155,6 +155,7 @@ def test_single_variant_name_is_accepted():
 @pytest.mark.parametrize("override, key", [
     ("model.dtype=fp16", "model.dtype: 'fp16' is not one of"),
     ("model.image_settings=bogus", "model.image_settings: 'bogus' is not one of"),
+    ("variants.steps4.grounding_output=final", "variants.steps4.grounding_output: 'final' is not one of"),
     ("model.device=gpu", "model.device: 'gpu' is not a device"),
     ("batch_size=0", "batch_size: must be at least 1"),
     ("tasks.chartqa.limit=-1", "tasks.chartqa.limit: expected a whole number"),
