@@ -81,8 +81,8 @@ class Options:
 
     def __post_init__(self) -> None:
         if self.grounding_output not in (None, *GROUNDING_OUTPUTS):
-            raise ValueError(f"grounding_output must be one of {', '.join(GROUNDING_OUTPUTS)}, "
-                             f"got {self.grounding_output!r}")
+            choices = ", ".join(GROUNDING_OUTPUTS)
+            raise ValueError(f"grounding_output: {self.grounding_output!r} is not one of {choices}")
 
     def merged(self, **overrides: Any) -> "Options":
         """A copy with the non-None overrides applied."""

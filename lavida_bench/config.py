@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import OmegaConf
 
-from lavida_bench.api import GROUNDING_OUTPUTS, ConfigError, Options
+from lavida_bench.api import ConfigError, Options
 from lavida_bench.backends import BackendsConfig, unset_evaluators
 from lavida_bench.validate import problems as schema_problems
 
@@ -219,8 +219,11 @@ def check_values(cfg: RunConfig) -> list[str]:
                  (("batch_size", cfg.batch_size), ("model.resolution", m.resolution), ("model.cpu_threads", m.cpu_threads))
                  if value is not None and value < 1]
     problems += limit_problems("limit", cfg.limit)
-    problems += [f"variants.{name}.grounding_output: {v.grounding_output!r} is not one of {', '.join(GROUNDING_OUTPUTS)}"
-                 for name, v in cfg.variants.items() if v.grounding_output not in (None, *GROUNDING_OUTPUTS)]
+    for name, variant in cfg.variants.items():
+        try:
+            variant.to_options()  # Options checks its own values
+        except ValueError as err:
+            problems.append(f"variants.{name}.{err}")
     for name, tcfg in cfg.tasks.items():
         problems += limit_problems(f"tasks.{name}.limit", tcfg.limit)
         if tcfg.variants == []:
