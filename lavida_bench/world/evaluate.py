@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lavida_bench.api import Options
+
 from lavida_bench.world.detect import detect
 from lavida_bench.world.edits import box_iou, outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
@@ -37,8 +39,11 @@ def vq_recall(vq, rng: np.random.Generator, n: int) -> float:
     return hits / total
 
 
-def grounding_p50(pipe, rng: np.random.Generator, n: int) -> float:
-    from lavida_bench.api import Options, Request
+def grounding_p50(pipe, rng: np.random.Generator, n: int, options: Options | None = None) -> float:
+    """P@0.5 on `n` referring expressions, decoded with `options` (default: one step)."""
+    from lavida_bench.api import Request
+
+    options = options or Options(steps=1)
 
     requests, truth = [], []
     while len(requests) < n:
@@ -46,14 +51,14 @@ def grounding_p50(pipe, rng: np.random.Generator, n: int) -> float:
         index = int(rng.integers(len(scene.objects)))
         expression = refer(scene, index)
         if expression:
-            requests.append(Request(f"g{len(requests)}", "ground", expression, [scene.image()], Options(steps=1)))
+            requests.append(Request(f"g{len(requests)}", "ground", expression, [scene.image()], options))
             truth.append(scene.objects[index].box)
     results = pipe.ground(requests)
     return float(np.mean([bool(r.boxes) and box_iou(r.boxes[0], box) >= 0.5 for r, box in zip(results, truth)]))
 
 
 def qa_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, float]:
-    from lavida_bench.api import Options, Request
+    from lavida_bench.api import Request
 
     asked = []
     while len(asked) < n:
@@ -76,7 +81,7 @@ def shares(outcomes: dict[str, list[bool]]) -> dict[str, dict[str, float]]:
 def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
     """The judge prompt is the understanding prompt's form (`<image>\\n` + text), 32 tokens."""
     from lavida_bench.model import prompts
-    from lavida_bench.api import Options, Request
+    from lavida_bench.api import Request
 
     pairs = [judge_pair(rng, str(rng.choice(GENEVAL_TAGS)), bool(i % 2), WORLD_SIDE) for i in range(n)]
     texts = [prompts.judge_user(p.caption.text).removeprefix("<image>\n") for p in pairs]
