@@ -32,6 +32,10 @@ class ModelConfig:
     grounding_frame: str = "pad_square"  # LOC coordinate frame: pad_square | per_axis
     resolution: int = 1024  # default generation/editing side in pixels (a task or variant may override)
     cpu_threads: Optional[int] = None  # torch CPU threads (None = torch's default); 1 suits tiny models
+    # text answers: True = decoded against the encoded prompt (the release's evaluations, prefix_lm=True);
+    # False = the whole sequence at every step, for weights trained without the prefix-LM mask (the
+    # world's micro model; model/text_decoder.py)
+    prefix_lm: bool = True
     # manifest fingerprint of the weights: False = size + safetensors header + 16 sampled 64 KiB blocks
     # per file (milliseconds); True = sha256 of every byte (~20 s at 21 GB; README guarantees)
     full_weights_hash: bool = False

@@ -34,6 +34,8 @@ def model_reasons(model: Mapping[str, Any]) -> list[str]:
     reasons = [world_reason(provenance["world"])] if provenance.get("world") else []
     if provenance.get("weights") == "random":
         reasons.append("model with random weights")
+    if model.get("prefix_lm") is False:  # the release's evaluations decode with prefix_lm=True (eval/run.sh)
+        reasons.append("text decoded without the prefix cache (prefix_lm=False; the paper's runs use True)")
     config = model.get("config")
     official = LavidaConfig.official().summary()
     if not isinstance(config, Mapping):

@@ -20,7 +20,9 @@ from lavida_bench.api import Request
 @dataclass
 class ModelParts:
     """The checkpoint plus a pipeline's settings. `image_only` skips text rows after the joint
-    blocks while drawing (same images); `compile_steps` runs each denoising step compiled."""
+    blocks while drawing (same images); `compile_steps` runs each denoising step compiled;
+    `prefix_lm` decodes text against a prompt cache (False: the whole sequence each step,
+    text_decoder.py)."""
 
     ck: Checkpoint
     builder: SequenceBuilder
@@ -30,6 +32,7 @@ class ModelParts:
     dtype: torch.dtype = torch.float32
     image_only: bool = True
     compile_steps: bool = False
+    prefix_lm: bool = True
 
     @classmethod
     def of(cls, checkpoint: Checkpoint, **settings: Any) -> "ModelParts":

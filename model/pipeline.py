@@ -39,9 +39,10 @@ class LavidaPipeline:
 
     def __init__(self, checkpoint: Checkpoint, *, image_settings: str = "demo_1024", resolution: int = 1024,
                  grounding_frame: str = "pad_square", dtype: torch.dtype | None = None,
-                 image_only: bool = True, cpu_threads: int | None = None):
+                 image_only: bool = True, cpu_threads: int | None = None, prefix_lm: bool = True):
         settings: dict[str, Any] = {"settings_name": image_settings, "resolution": resolution,
-                                    "grounding_frame": grounding_frame, "image_only": image_only}
+                                    "grounding_frame": grounding_frame, "image_only": image_only,
+                                    "prefix_lm": prefix_lm}
         if dtype is not None:
             settings["dtype"] = dtype
         self.parts = ModelParts.of(checkpoint, **settings)
@@ -60,7 +61,7 @@ class LavidaPipeline:
                              full_weights_hash=cfg.full_weights_hash)
         return cls(ck, image_settings=cfg.image_settings, resolution=cfg.resolution,
                    grounding_frame=cfg.grounding_frame, dtype=dtype,
-                   cpu_threads=cfg.cpu_threads if device == "cpu" else None)
+                   cpu_threads=cfg.cpu_threads if device == "cpu" else None, prefix_lm=cfg.prefix_lm)
 
     # --- what callers read ------------------------------------------------------------------
     @property
@@ -93,7 +94,8 @@ class LavidaPipeline:
                 "provenance": p.ck.provenance,
                 "config": p.ck.config.summary(), "image_settings": p.settings_name,
                 "sampler": p.settings.__dict__, "resolution": p.resolution,
-                "grounding_frame": p.grounding_frame, "dtype": str(p.dtype), "device": str(p.device),
+                "grounding_frame": p.grounding_frame, "prefix_lm": p.prefix_lm, "dtype": str(p.dtype),
+                "device": str(p.device),
                 "attn_implementation": p.net.attn_implementation}
 
     # --- capabilities -----------------------------------------------------------------------

@@ -110,20 +110,27 @@ class ReflectionLoop:
             c.stages.append(Stage("plan", nfe, clock.seconds / len(creations)))
 
     def judge(self, creations: list[Creation], round_: int) -> list[str]:
-        """Self-reflection verdicts on each creation's latest attempt (predict_t2i_edit.py:777-808), 32 tokens, block 16."""
+        """Self-reflection verdicts on each creation's latest attempt, cropped as it was drawn."""
         if not creations:
             return []
         p = self.parts
-        gen_len, block, temperature = prompts.JUDGE
         with StageClock(p.device) as clock:
-            feats = p.builder.image_features(
-                [p.tiles(center_crop(c.attempts[-1], p.resolution_of(c.request))) for c in creations])
-            rows = [p.builder.row(chat_prompt(prompts.judge_user(c.request.caption or c.request.prompt)), [f])
-                    for c, f in zip(creations, feats)]
-            tokens, nfe, _ = self.text.decode(rows, gen_len, block, temperature,
-                                              [stage_seed(c.request.seed, "judge", round_) for c in creations])
+            images = [center_crop(c.attempts[-1], p.resolution_of(c.request)) for c in creations]
+            verdicts, nfe = self.verdicts([c.request.caption or c.request.prompt for c in creations], images,
+                                          [stage_seed(c.request.seed, "judge", round_) for c in creations])
         for c in creations:
             c.stages.append(Stage(f"judge{round_}", nfe, clock.seconds / len(creations)))
+        return verdicts
+
+    def verdicts(self, captions: list[str], images: list[Image.Image], seeds: list[int]) -> tuple[list[str], int]:
+        """The judge's verdict on each image against its caption (predict_t2i_edit.py:777-808; 32
+        tokens, block 16), and the forward passes it took. Public so that a measure of the judge
+        decodes exactly as the loop does."""
+        p = self.parts
+        gen_len, block, temperature = prompts.JUDGE
+        feats = p.builder.image_features([p.tiles(image) for image in images])
+        rows = [p.builder.row(chat_prompt(prompts.judge_user(caption)), [f]) for caption, f in zip(captions, feats)]
+        tokens, nfe, _ = self.text.decode(rows, gen_len, block, temperature, seeds)
         # as the release decodes a verdict: special tokens kept, three markers removed, no strip
         # (predict_t2i_edit.py:807, eval_img/eval.py:71-76); it is fed back verbatim
-        return [clean_decoded(p.tokenizer.decode(t, skip_special_tokens=False)) for t in tokens.tolist()]
+        return [clean_decoded(p.tokenizer.decode(t, skip_special_tokens=False)) for t in tokens.tolist()], nfe

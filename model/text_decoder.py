@@ -1,12 +1,23 @@
-"""Prefix-LM text decoding (LaVida-O `llava/model/language_model/llada/generate.py:217-390`): the prompt is encoded once into a cache and
-the answer is decoded by masked diffusion against it."""
+"""Masked-diffusion text decoding (LaVida-O `llava/model/language_model/llada/generate.py:217-390`),
+in either of the release's two layouts (its `prefix_lm` argument):
+
+- prefix cache (`prefix_lm=True`, every official evaluation): the prompt is encoded once into a
+  cache and each step runs only the answer against it, so the prompt never sees the answer;
+- full sequence (`prefix_lm=False`, generate.py:259-271): each step runs prompt and answer
+  together, the prompt attending to the answer as in training without the prefix-LM mask (the
+  published training scripts never set `--prefix_lm`, LaVida-O `llava/train/train.py:127`).
+  Weights trained that way from scratch need it: the world's micro model decodes its plans as
+  `<LOC_288> I should place ...` against the cache and as its training targets without it
+  (docs/benchmarks.md, "The prefix cache and the micro model").
+"""
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from lavida_bench.model.parts import ModelParts
-from lavida_bench.model.sampling.text import TextOptions, sample_text
-from lavida_bench.model.sequences import Row
+from lavida_bench.model.sampling.text import LogitsFn, TextOptions, sample_text
+from lavida_bench.model.sequences import Batch, Row
 
 
 class TextDecoder:
@@ -20,12 +31,30 @@ class TextDecoder:
         """-> (answer tokens [B, gen_len], forward passes including the prompt's, steps run)."""
         p = self.parts
         batch = p.builder.batch(rows)
-        _, cache = p.net(batch.embeds, valid=batch.attend, use_cache=True)
-
-        def logits_fn(x: Tensor) -> Tensor:
-            hidden, _ = p.net(p.net.embed_text(x), cache=cache)
-            return p.net.text_logits(hidden).float()
-
+        logits_fn, prompt_passes = (self._against_cache(batch), 1) if p.prefix_lm else (self._whole(batch, gen_len), 0)
         options = TextOptions(mask_id=p.ids.mask, block_length=block, temperature=temperature)
         tokens, trace = sample_text(logits_fn, p.generators(seeds), gen_len, options, device=p.device)
-        return tokens, trace.nfe + 1, trace.steps
+        return tokens, trace.nfe + prompt_passes, trace.steps
+
+    def _against_cache(self, batch: Batch) -> LogitsFn:
+        net = self.parts.net
+        _, cache = net(batch.embeds, valid=batch.attend, use_cache=True)
+
+        def logits_fn(x: Tensor) -> Tensor:
+            hidden, _ = net(net.embed_text(x), cache=cache)
+            return net.text_logits(hidden).float()
+
+        return logits_fn
+
+    def _whole(self, batch: Batch, gen_len: int) -> LogitsFn:
+        """Prompt and answer in one pass per step; a padded row's answer still takes the positions
+        right after its own prompt (RoPE positions count valid rows only)."""
+        net, length = self.parts.net, batch.ids.shape[1]
+        answer_valid = torch.ones(len(batch.ids), gen_len, dtype=torch.bool, device=batch.valid.device)
+        valid = torch.cat([batch.valid, answer_valid], dim=1) if batch.padded else None
+
+        def logits_fn(x: Tensor) -> Tensor:
+            hidden, _ = net(torch.cat([batch.embeds, net.embed_text(x)], dim=1), valid=valid)
+            return net.text_logits(hidden[:, length:]).float()
+
+        return logits_fn

@@ -63,13 +63,14 @@ def test_the_regression_demo_catches_the_under_trained_weights_only(demo) -> Non
 
 
 def test_the_demo_preset_draws_as_the_micro_model_was_measured() -> None:
-    """The preset's image variants use the world's drawing options (world/micro.py), so what the
-    demo reports is what docs/benchmarks.md measured."""
+    """The preset's image variants use the world's drawing options and its text decoding
+    (world/micro.py), so what the demo reports is what docs/benchmarks.md measured."""
     from lavida_bench.config import load_config
-    from lavida_bench.world.micro import image_options
+    from lavida_bench.world.micro import PREFIX_LM, image_options
 
     expected = image_options()
     for name, variant in load_config("demo").variants.items():
         if name in ("plain", "plan", "plan_reflect"):
             assert (variant.steps, variant.cfg) == (expected.steps, expected.cfg), name
     assert load_config("demo").model.resolution == expected.resolution
+    assert load_config("demo").model.prefix_lm is PREFIX_LM

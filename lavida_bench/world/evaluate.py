@@ -22,7 +22,7 @@ from lavida_bench.api import Options
 from lavida_bench.world.detect import detect
 from lavida_bench.world.edits import box_iou, outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
-from lavida_bench.world.micro import WORLD_SIDE, image_options
+from lavida_bench.world.micro import WORLD_SIDE, image_options, micro_pipeline
 from lavida_bench.world.scene import sample_scene
 from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
 
@@ -78,16 +78,18 @@ def shares(outcomes: dict[str, list[bool]]) -> dict[str, dict[str, float]]:
     return {name: {"rate": float(np.mean(v)), "n": len(v)} for name, v in sorted(outcomes.items())}
 
 
-def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> float:
-    """The judge prompt is the understanding prompt's form (`<image>\\n` + text), 32 tokens."""
-    from lavida_bench.model import prompts
-    from lavida_bench.api import Request
-
+def judge_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:
+    """The self-reflection judge, decoded as the reflection loop decodes it (`ReflectionLoop.verdicts`),
+    on `n` captions of every tag, each shown with its own scene or (every other one) a scene that
+    fails it: how often its verdict is right, and how often it passes right and wrong images (a
+    judge that passes everything is right half the time)."""
     pairs = [judge_pair(rng, str(rng.choice(GENEVAL_TAGS)), bool(i % 2), WORLD_SIDE) for i in range(n)]
-    texts = [prompts.judge_user(p.caption.text).removeprefix("<image>\n") for p in pairs]
-    answers = pipe.understand([Request(f"j{i}", "understand", t, [p.shown.image()], Options(max_new_tokens=32))
-                               for i, (t, p) in enumerate(zip(texts, pairs))])
-    return float(np.mean([(PASS_PHRASE in (a.text or "")) == p.correct for a, p in zip(answers, pairs)]))
+    verdicts, _ = pipe.reflection.verdicts([p.caption.text for p in pairs], [p.shown.image() for p in pairs],
+                                           list(range(n)))
+    passed = [PASS_PHRASE in v for v in verdicts]
+    return shares({"right": [ok == p.correct for ok, p in zip(passed, pairs)],
+                   "passes_matching": [ok for ok, p in zip(passed, pairs) if p.correct],
+                   "passes_wrong": [ok for ok, p in zip(passed, pairs) if not p.correct]})
 
 
 def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = False) -> dict[str, Any]:
@@ -130,14 +132,11 @@ def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, 
 
 def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
     from lavida_bench.backends import Backends, BackendsConfig
-    from lavida_bench.model.checkpoint import load_checkpoint
-    from lavida_bench.model.pipeline import LavidaPipeline
 
-    ck = load_checkpoint(folder)
-    pipe = LavidaPipeline(ck, resolution=WORLD_SIDE)
+    pipe = micro_pipeline(folder)
     backends = Backends(BackendsConfig.standins())
     rng = np.random.default_rng(seed)
-    return {"n": n, "vq_recall": vq_recall(ck.vq, rng, n), "grounding_p50": grounding_p50(pipe, rng, n),
+    return {"n": n, "vq_recall": vq_recall(pipe.ck.vq, rng, n), "grounding_p50": grounding_p50(pipe, rng, n),
             "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
             "geneval_plain": geneval_pass(pipe, backends, rng, n),
             "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True), "edit_success": edit_success(pipe, rng, n)}

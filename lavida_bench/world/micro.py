@@ -13,7 +13,8 @@ at most one 12 px object): sized so that the whole training fits in about an hou
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,6 +22,9 @@ from torch import nn
 from lavida_bench.api import Options
 from lavida_bench.model.config import REQUIRED_VALUES, LavidaConfig, VisionConfig
 from lavida_bench.model.network import LavidaNetwork
+
+if TYPE_CHECKING:
+    from lavida_bench.model.pipeline import LavidaPipeline
 
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
@@ -32,11 +36,25 @@ CODEBOOK = 8192  # the release's codebook size (the gen head's output width is f
 #   (docs/benchmarks.md, "Guidance stops the micro model drawing").
 IMAGE_STEPS = 16
 IMAGE_CFG = 1.0
+# How it decodes text: the whole sequence at every step (the release's `prefix_lm=False` layout).
+# It was trained, like the release's published recipe, without the prefix-LM mask, so its prompt
+# rows always saw the answer; against a prompt cache its logits move by up to 10 nats and its plans
+# come out as `<LOC_288> I should place ...` (docs/benchmarks.md, "The prefix cache and the micro
+# model").
+PREFIX_LM = False
 
 
 def image_options(**extra: Any) -> Options:
     """The `Options` of a world image request (generation or editing), plus `extra`."""
     return Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS, cfg=IMAGE_CFG, **extra)
+
+
+def micro_pipeline(folder: str | Path) -> LavidaPipeline:
+    """The harness's pipeline over a world checkpoint, set up as the micro model is measured."""
+    from lavida_bench.model.checkpoint import load_checkpoint
+    from lavida_bench.model.pipeline import LavidaPipeline
+
+    return LavidaPipeline(load_checkpoint(folder), resolution=WORLD_SIDE, prefix_lm=PREFIX_LM)
 
 
 def micro_config(vocab_size: int) -> LavidaConfig:

@@ -1,7 +1,7 @@
-"""Cached prefix equals recompute (LaVida-O `generate.py:217-390`, prefix_lm): the answer logits the
-pipeline computes against the prompt's cache equal one pass over prompt + answer in which the
-prompt cannot see the answer, built here by running the blocks by hand with eager attention and
-an explicit mask, one unpadded row at a time."""
+"""The text decoder's two layouts (LaVida-O `generate.py:217-390`, `prefix_lm`), against one pass
+over prompt + answer built here by running the blocks by hand with eager attention and an explicit
+mask, one unpadded row at a time: against the prompt's cache (`prefix_lm=True`) the prompt cannot
+see the answer; decoding the whole sequence (`prefix_lm=False`) it can."""
 from __future__ import annotations
 
 import lavida_bench.model.text_decoder as text_decoder_module
@@ -44,22 +44,33 @@ def reference_logits(pipe, prompt: torch.Tensor, answer: torch.Tensor, prompt_se
     return net.text_logits(net.model.transformer.ln_f(x))[0, n:].float()
 
 
-def test_cached_prefix_equals_masked_recompute(pipe, cached_logits_fn):
+def decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer: bool):
+    """(the decoder's logits, the hand-built ones) for two rows of different length (the shorter
+    one padded in the batch), at a mid-decoding answer state."""
     questions, images = ["What is it?", "How many dogs are in the picture?"], [picture(64, 64, 1), picture(96, 48, 2)]
     rows = [pipe.builder.row(expected.understand(q), pipe.builder.image_features([pipe.parts.tiles(im)]))
             for q, im in zip(questions, images)]
-    assert len(rows[0].ids) != len(rows[1].ids)  # the shorter row is padded in the batch
+    assert len(rows[0].ids) != len(rows[1].ids)
     pipe.text.decode(rows, GEN_LEN, GEN_LEN, 0.0, [1, 2])
     gen = torch.Generator().manual_seed(0)
     answer = torch.randint(0, 200, (2, GEN_LEN), generator=gen)
-    answer[:, ::2] = pipe.ids.mask  # a mid-decoding state: some slots filled, some masked
+    answer[:, ::2] = pipe.ids.mask  # some slots filled, some masked
     got = cached_logits_fn["fn"](answer)
     batch = pipe.builder.batch(rows)
-    for r, row in enumerate(rows):
-        prompt = batch.embeds[r, : len(row.ids)]
-        answer_embeds = pipe.net.embed_text(answer[r])
-        want = reference_logits(pipe, prompt, answer_embeds, prompt_sees_answer=False)
-        torch.testing.assert_close(got[r], want, rtol=1e-4, atol=1e-4)
-        # the mask matters: a prompt that attends to the answer gives other logits
-        leaky = reference_logits(pipe, prompt, answer_embeds, prompt_sees_answer=True)
-        assert (leaky - want).abs().max() > 1e-3
+    want = [reference_logits(pipe, batch.embeds[r, : len(row.ids)], pipe.net.embed_text(answer[r]), prompt_sees_answer)
+            for r, row in enumerate(rows)]
+    return got, torch.stack(want)
+
+
+def test_cached_prefix_equals_masked_recompute(pipe, cached_logits_fn):
+    got, want = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=False)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_whole_sequence_decoding_lets_the_prompt_see_the_answer(pipe, cached_logits_fn, monkeypatch):
+    """`prefix_lm=False`: the layout the world trainer trains (and the release's non-prefix path)."""
+    cached, _ = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=False)
+    monkeypatch.setattr(pipe.parts, "prefix_lm", False)
+    got, want = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=True)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert (got - cached).abs().max() > 1e-3  # the two layouts differ

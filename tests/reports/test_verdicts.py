@@ -203,3 +203,13 @@ def test_a_checkpoints_provenance_reaches_the_trust_facts(tmp_path) -> None:
     assert further_reasons(facts, facts["reasons"]) == ["not the released model size (tiny or custom configuration)"]
     assert render(facts).splitlines()[0] == "trust: Synthetic world, micro model: comparable with nothing published:"
     assert headline(trust_facts({"model": model}, {"geneval": {}}, {})) == "Not comparable with the paper's numbers"
+
+
+def test_text_decoding_without_the_prefix_cache_is_a_departure_from_the_papers_protocol() -> None:
+    from lavida_bench.model.config import LavidaConfig
+    from lavida_bench.trust import model_reasons
+
+    released = {"provenance": {}, "config": LavidaConfig.official().summary()}
+    assert model_reasons({**released, "prefix_lm": True}) == []
+    assert model_reasons({**released, "prefix_lm": False}) == [
+        "text decoded without the prefix cache (prefix_lm=False; the paper's runs use True)"]

@@ -26,8 +26,14 @@ class ImageVQ:
 
 
 class SayCorrect:
-    def understand(self, requests):
-        return [Result(text="The image is correct.") for _ in requests]
+    """A judge that passes every image, behind the pipeline's `reflection.verdicts`."""
+
+    @property
+    def reflection(self):
+        return self
+
+    def verdicts(self, captions, images, seeds):
+        return ["The image is correct." for _ in captions], 1
 
 
 def test_vq_recall_of_perfect_and_useless_tokenizers() -> None:
@@ -37,7 +43,9 @@ def test_vq_recall_of_perfect_and_useless_tokenizers() -> None:
 
 def test_a_judge_that_always_approves_is_right_half_the_time() -> None:
     """judge_accuracy alternates wrong and matching images."""
-    assert judge_accuracy(SayCorrect(), np.random.default_rng(0), 8) == 0.5
+    got = judge_accuracy(SayCorrect(), np.random.default_rng(0), 8)
+    assert got == {"right": {"rate": 0.5, "n": 8}, "passes_matching": {"rate": 1.0, "n": 4},
+                   "passes_wrong": {"rate": 1.0, "n": 4}}
 
 
 class DrawTruth:
