@@ -10,6 +10,7 @@ retrained model reaches it and the marker must go.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -89,8 +90,8 @@ def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
 
 @pytest.mark.xfail(strict=True, reason="not reached: the judge passes right and wrong images alike")
 def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> None:
-    """Decoded as the reflection loop decodes it. Measured on this set: passes 14/16 matching and
-    14/16 wrong `colors` images."""
+    """Decoded as the reflection loop decodes it. Measured on this set: passes 16/16 matching and
+    16/16 wrong `colors` images (on 48 pairs of every tag: 0.79 and 0.75)."""
     rng = np.random.default_rng(12)
     pairs = [judge_pair(rng, "colors", bool(i % 2), WORLD_SIDE) for i in range(32)]
     verdicts, _ = pipe.reflection.verdicts([p.caption.text for p in pairs], [p.shown.image() for p in pairs],
@@ -102,10 +103,38 @@ def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> No
 
 
 def test_plans_lay_out_one_box_per_counted_object(pipe) -> None:
-    """Measured: 8/8 here, 24/24 on 24 other counting prompts; early weights 4/8 and 8/24."""
+    """Measured: 8/8 here, 12/12 on 12 other counting prompts; early weights 4/8 and 6/12."""
     rng = np.random.default_rng(13)
     captions = [geneval_caption(rng, "counting", WORLD_SIDE) for _ in range(8)]
     results = pipe.generate([Request(f"p{i}", "generate", c.text, options=image_options(plan=True), seed=i)
                              for i, c in enumerate(captions)])
     right = sum(len(r.trace.plan_boxes or []) == c.meta["include"][0]["count"] for r, c in zip(results, captions))
     assert right >= 7
+
+
+def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
+    """Each `<box_p>` phrase ends in a class the prompt asks for, as many of each as it asks, every
+    colour it asks for is named, and there is one box per object."""
+    from collections import Counter
+
+    phrases = [p.split() for p in re.findall(r"<box_p>(.*?)</box_p>", plan)]
+    wanted = Counter()
+    for clause in meta["include"]:
+        wanted[clause["class"]] += clause["count"]
+    colours = [c["color"] for c in meta["include"] if "color" in c]
+    return (Counter(p[-1] for p in phrases if p) == wanted and n_boxes == sum(wanted.values())
+            and all(any(colour in p for p in phrases) for colour in colours))
+
+
+def test_plans_name_the_prompts_objects(pipe) -> None:
+    """Single object, two objects, counting and colour prompts. Measured: 9/12 here and 29/48 on
+    48 other prompts; early weights 1/12 and 2/48; decoded against a prompt cache (the release's
+    `prefix_lm=True`, which this model was not trained for) 7/48."""
+    rng = np.random.default_rng(13)
+    tags = ("single_object", "two_object", "counting", "colors")
+    captions = [geneval_caption(rng, tags[i % 4], WORLD_SIDE) for i in range(12)]
+    results = pipe.generate([Request(f"p{i}", "generate", c.text, options=image_options(plan=True), seed=i)
+                             for i, c in enumerate(captions)])
+    named = sum(plan_names_the_prompts_objects(r.trace.plan or "", len(r.trace.plan_boxes), c.meta)
+                for r, c in zip(results, captions))
+    assert named >= 6
