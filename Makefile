@@ -22,8 +22,9 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/lavida-bench demo --output $(DEMO_OUT)
 
+# two test processes, one per core of the 2-core CI machine (tests run torch single-threaded)
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) runs
