@@ -35,7 +35,10 @@ rows) is replaced by the mask embedding with probability PROMPT_DROP = 0.1, and 
 source-VQ rows by the mask embedding, routed to the understanding branch, with probability
 SOURCE_DROP = 0.5 - exactly how the pipeline forms its unconditional rows at inference.
 Sequences are built with the harness's own `SequenceBuilder`, prompts and anyres tiles, so the
-training rows are the inference rows with the answers filled in.
+training rows are the inference rows with the answers filled in. Attention is bidirectional over
+the whole row, prompt included: no prefix-LM mask, as in the release's published training
+(`--prefix_lm` defaults to False, LaVida-O `llava/train/train.py:127`). So the micro model decodes
+text the same way, the whole sequence at every step (`world/micro.py` `PREFIX_LM`).
 """
 from __future__ import annotations
 
