@@ -117,7 +117,10 @@ def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
     colour it asks for is named, and there is one box per object."""
     from collections import Counter
 
-    phrases = [p.split() for p in re.findall(r"<box_p>(.*?)</box_p>", plan)]
+    from lavida_bench.model.tokens import SPECIAL_TOKENS
+
+    opening, closing = (re.escape(SPECIAL_TOKENS[k]) for k in ("box_open", "box_close"))
+    phrases = [p.split() for p in re.findall(f"{opening}(.*?){closing}", plan)]
     wanted = Counter()
     for clause in meta["include"]:
         wanted[clause["class"]] += clause["count"]

@@ -291,7 +291,9 @@ def test_the_micro_model_decodes_text_in_the_layout_it_is_trained_in(trainer: Wo
     ex = example(np.random.default_rng(5), "understand", WORLD_SIDE, trainer.n_pos)
     feats = trainer.example_features([ex])[0]
     row, slots, _ = trainer.answer_row(ex, feats)
-    ids = [mask if i in set(slots.tolist()) else t for i, t in enumerate(row.ids)]
+    ids = list(row.ids)
+    for pos in slots.tolist():
+        ids[pos] = mask
     with torch.no_grad():
         batch = trainer.builder.batch([Row(ids, row.features)])
         trained = net.text_logits(net(batch.embeds, valid=batch.valid)[0][0, slots]).float()
