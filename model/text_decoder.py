@@ -20,6 +20,14 @@ from lavida_bench.model.sampling.text import LogitsFn, TextOptions, sample_text
 from lavida_bench.model.sequences import Batch, Row
 
 
+def compile_pass(logits_fn: LogitsFn) -> LogitsFn:
+    """torch.compile with fullgraph=True of one step's network pass (the sampler's transition stays
+    eager: it reads the host-side schedule). Shapes are left to torch: the prompt's length varies
+    from batch to batch, so a second length compiles a graph with that dimension dynamic instead
+    of one graph per length."""
+    return torch.compile(logits_fn, fullgraph=True)
+
+
 class TextDecoder:
     """Decodes answers for the rows of a batch; each row's noise comes from its own seed."""
 
@@ -32,6 +40,8 @@ class TextDecoder:
         p = self.parts
         batch = p.builder.batch(rows)
         logits_fn, prompt_passes = (self._against_cache(batch), 1) if p.prefix_lm else (self._whole(batch, gen_len), 0)
+        if p.compile_steps:
+            logits_fn = compile_pass(logits_fn)
         options = TextOptions(mask_id=p.ids.mask, block_length=block, temperature=temperature)
         tokens, trace = sample_text(logits_fn, p.generators(seeds), gen_len, options, device=p.device)
         return tokens, trace.nfe + prompt_passes, trace.steps

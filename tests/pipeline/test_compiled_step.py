@@ -1,7 +1,8 @@
 """One denoising step (network + guidance + sampler transition) compiles as ONE graph with no
 graph break (checked with torch._dynamo.explain on the real drawing path), and running it
-compiled gives the eager codes. The inductor build itself is measured by the speed suite's
-`compile` comparison; here the graph is run with the `aot_eager` backend to stay fast."""
+compiled gives the eager codes; the same for one text step's network pass, in both layouts
+(against the prompt cache and the whole sequence), and the eager answers. The inductor build itself is measured by the speed suite's
+`compile` and `compile_text` comparisons; here the graph is run with the `aot_eager` backend to stay fast."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 import lavida_bench.model.drawer as drawer_module
+import lavida_bench.model.text_decoder as text_decoder_module
 from lavida_bench.api import Options, Request
 from lavida_bench.speed.paths import captured_codes, compiled_steps
 from tests.pipeline.conftest import picture
@@ -51,3 +53,60 @@ def test_compiled_step_gives_the_eager_codes(pipe, monkeypatch):
     assert len(eager_codes) == len(compiled_codes) == 2
     assert all(torch.equal(a, b) for a, b in zip(eager_codes, compiled_codes))
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(eager, compiled))
+
+
+def questions() -> list[Request]:
+    """Two rows of different prompt lengths (the batch is padded), so padding is compiled too."""
+    return [Request("q", "understand", "what is in the picture?", images=[picture(80, 64, 3)],
+                    options=Options(max_new_tokens=8), seed=4),
+            Request("r", "understand", "how many red objects are there on the left side of it?",
+                    images=[picture(64, 96, 5)], options=Options(max_new_tokens=8), seed=5)]
+
+
+@pytest.mark.parametrize("prefix_lm", [True, False])
+def test_text_step_is_one_graph(pipe, monkeypatch, prefix_lm):
+    explained = []
+
+    def explaining(logits_fn):
+        def first_call_explained(x):
+            if not explained:
+                explained.append(torch._dynamo.explain(logits_fn)(x))
+            return logits_fn(x)
+        return first_call_explained
+
+    monkeypatch.setattr(text_decoder_module, "compile_pass", explaining)
+    monkeypatch.setattr(pipe.parts, "prefix_lm", prefix_lm)
+    with compiled_steps(pipe):
+        pipe.understand(questions())
+    (report,) = explained
+    assert report.graph_break_count == 0, [str(b.reason) for b in report.break_reasons]
+    assert report.graph_count == 1
+
+
+def decoded_tokens(monkeypatch) -> list[torch.Tensor]:
+    """Every answer-token tensor the text decoder returns from now on, in order."""
+    tokens: list[torch.Tensor] = []
+    decode = text_decoder_module.TextDecoder.decode
+
+    def record(self, *args, **kwargs):
+        out = decode(self, *args, **kwargs)
+        tokens.append(out[0].clone())
+        return out
+
+    monkeypatch.setattr(text_decoder_module.TextDecoder, "decode", record)
+    return tokens
+
+
+@pytest.mark.parametrize("prefix_lm", [True, False])
+def test_compiled_text_step_gives_the_eager_answers(pipe, monkeypatch, prefix_lm):
+    monkeypatch.setattr(pipe.parts, "prefix_lm", prefix_lm)
+    tokens = decoded_tokens(monkeypatch)
+    eager = pipe.understand(questions())
+    monkeypatch.setattr(text_decoder_module, "compile_pass",
+                        lambda fn: torch.compile(fn, fullgraph=True, backend="aot_eager"))
+    torch._dynamo.reset()
+    with compiled_steps(pipe):
+        compiled = pipe.understand(questions())
+    assert len(tokens) == 2 and tokens[0].shape == (2, 8)
+    assert torch.equal(tokens[0], tokens[1])
+    assert [r.text for r in eager] == [r.text for r in compiled]

@@ -126,3 +126,22 @@ def test_speed_preset_is_valid_and_official() -> None:
 def test_unknown_case_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown case"):
         run_speed(SpeedConfig(cases=["teleport"], comparisons=[], floor=False), tmp_path)
+
+
+def test_compiled_text_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`compile_text`: same answers required; the compiled row gets the eager passes' floor
+    (inductor is swapped for aot_eager to stay fast: the comparison's plumbing is under test)."""
+    import torch
+
+    import lavida_bench.model.text_decoder as text_decoder
+
+    monkeypatch.setattr(text_decoder, "compile_pass", lambda fn: torch.compile(fn, fullgraph=True, backend="aot_eager"))
+    torch._dynamo.reset()
+    cfg = RunConfig(seed=0)
+    cfg.speed = SpeedConfig(batch_sizes=[1], repeats=1, warmup=1, cases=[], understand_tokens=TOKENS, cpu_threads=1,
+                            comparisons=["compile_text"])
+    entry = run_speed(cfg, tmp_path)["comparisons"]["compile_text"]
+    assert entry["labels"] == ["eager", "compiled"] and entry["equal_outputs"] is True
+    assert entry["compile_s"] > 0 and entry["speedup"] > 0
+    assert entry["compiled"]["floor_s"] == entry["eager"]["floor_s"] > 0
+    assert entry["compiled"]["network_passes"] == entry["eager"]["network_passes"] == TOKENS + 1
