@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lavida_bench.demo import run_demo
+from lavida_bench.api import MIN_N
+from lavida_bench.demo import FIXTURE_SIZES, GATE, run_demo
 from lavida_bench.reports import leaderboard
 
 BENCHMARKS = {"geneval", "dpg_bench", "fid30k", "imgedit", "refcoco", "mmmu", "chartqa"}
@@ -58,7 +59,9 @@ def test_the_regression_demo_catches_the_under_trained_weights_only(demo) -> Non
     root, _, checks = demo
     early, reseeded = checks
     assert (early.exit_code, reseeded.exit_code) == (1, 0), [c.summary for c in checks]
-    assert any(line.startswith("regression: ") for line in early.summary)
+    regressed = {line.split()[1] for line in early.summary if line.startswith("regression: ")}
+    # both gate benchmarks are large enough to gate (api.MIN_N), and both regress
+    assert {"geneval:plain:overall", "refcoco:steps1:acc"} <= regressed, early.summary
     assert json.loads((root / "regression" / "compare_early" / "compare.json").read_text())["exit_code"] == 1
 
 
@@ -74,3 +77,8 @@ def test_the_demo_preset_draws_as_the_micro_model_was_measured() -> None:
             assert (variant.steps, variant.cfg) == (expected.steps, expected.cfg), name
     assert load_config("demo").model.resolution == expected.resolution
     assert load_config("demo").model.prefix_lm is PREFIX_LM
+
+
+def test_every_gate_benchmark_has_enough_samples_to_gate() -> None:
+    """A gate benchmark under api.MIN_N samples is only ever "too few samples": it cannot gate."""
+    assert all(FIXTURE_SIZES[name] >= MIN_N for name in GATE), {name: FIXTURE_SIZES[name] for name in GATE}
