@@ -18,3 +18,20 @@ def registry_restored():
 # that register fakes are set up before any function-scoped fixture, so modules get the same.
 task_registry_restored = pytest.fixture(autouse=True)(registry_restored)
 task_registry_restored_per_module = pytest.fixture(autouse=True, scope="module")(registry_restored)
+
+
+@pytest.fixture
+def captured_logits_fn(monkeypatch) -> dict:
+    """After a `TextDecoder.decode` call, `["fn"]` is the logits function it handed to the text
+    sampler; the sampler is not run (every answer comes back as mask tokens)."""
+    import lavida_bench.model.text_decoder as text_decoder
+    from lavida_bench.model.sampling.text import SamplerTrace
+
+    captured: dict = {}
+
+    def capture(logits_fn, generators, gen_len, options, **kwargs):
+        captured["fn"] = logits_fn
+        return torch.full((len(generators), gen_len), options.mask_id), SamplerTrace()
+
+    monkeypatch.setattr(text_decoder, "sample_text", capture)
+    return captured

@@ -4,29 +4,13 @@ mask, one unpadded row at a time: against the prompt's cache (`prefix_lm=True`) 
 see the answer; decoding the whole sequence (`prefix_lm=False`) it can."""
 from __future__ import annotations
 
-import lavida_bench.model.text_decoder as text_decoder_module
-import pytest
 import torch
 from lavida_bench.model.network import Masks, rope_tables
-from lavida_bench.model.sampling.text import SamplerTrace
 
 from tests.pipeline import expected
 from tests.pipeline.conftest import picture
 
 GEN_LEN = 8
-
-
-@pytest.fixture
-def cached_logits_fn(pipe, monkeypatch):
-    """The logits function `TextDecoder.decode` hands to the text sampler, captured without decoding."""
-    captured = {}
-
-    def capture(logits_fn, generators, gen_len, options, **kwargs):
-        captured["fn"] = logits_fn
-        return torch.full((len(generators), gen_len), pipe.ids.mask), SamplerTrace()
-
-    monkeypatch.setattr(text_decoder_module, "sample_text", capture)
-    return captured
 
 
 def reference_logits(pipe, prompt: torch.Tensor, answer: torch.Tensor, prompt_sees_answer: bool) -> torch.Tensor:
@@ -44,7 +28,7 @@ def reference_logits(pipe, prompt: torch.Tensor, answer: torch.Tensor, prompt_se
     return net.text_logits(net.model.transformer.ln_f(x))[0, n:].float()
 
 
-def decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer: bool):
+def decoded_and_reference(pipe, captured_logits_fn, prompt_sees_answer: bool):
     """(the decoder's logits, the hand-built ones) for two rows of different length (the shorter
     one padded in the batch), at a mid-decoding answer state."""
     questions, images = ["What is it?", "How many dogs are in the picture?"], [picture(64, 64, 1), picture(96, 48, 2)]
@@ -55,22 +39,22 @@ def decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer: bool):
     gen = torch.Generator().manual_seed(0)
     answer = torch.randint(0, 200, (2, GEN_LEN), generator=gen)
     answer[:, ::2] = pipe.ids.mask  # some slots filled, some masked
-    got = cached_logits_fn["fn"](answer)
+    got = captured_logits_fn["fn"](answer)
     batch = pipe.builder.batch(rows)
     want = [reference_logits(pipe, batch.embeds[r, : len(row.ids)], pipe.net.embed_text(answer[r]), prompt_sees_answer)
             for r, row in enumerate(rows)]
     return got, torch.stack(want)
 
 
-def test_cached_prefix_equals_masked_recompute(pipe, cached_logits_fn):
-    got, want = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=False)
+def test_cached_prefix_equals_masked_recompute(pipe, captured_logits_fn):
+    got, want = decoded_and_reference(pipe, captured_logits_fn, prompt_sees_answer=False)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_whole_sequence_decoding_lets_the_prompt_see_the_answer(pipe, cached_logits_fn, monkeypatch):
+def test_whole_sequence_decoding_lets_the_prompt_see_the_answer(pipe, captured_logits_fn, monkeypatch):
     """`prefix_lm=False`: the layout the world trainer trains (and the release's non-prefix path)."""
-    cached, _ = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=False)
+    cached, _ = decoded_and_reference(pipe, captured_logits_fn, prompt_sees_answer=False)
     monkeypatch.setattr(pipe.parts, "prefix_lm", False)
-    got, want = decoded_and_reference(pipe, cached_logits_fn, prompt_sees_answer=True)
+    got, want = decoded_and_reference(pipe, captured_logits_fn, prompt_sees_answer=True)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert (got - cached).abs().max() > 1e-3  # the two layouts differ

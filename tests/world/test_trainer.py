@@ -275,15 +275,13 @@ def test_object_pixels_weigh_more_than_the_background() -> None:
     assert torch.equal(object_pixel_weights(x), expected)
 
 
-def test_the_micro_model_decodes_text_in_the_layout_it_is_trained_in(trainer: WorldTrainer, monkeypatch) -> None:
+def test_the_micro_model_decodes_text_in_the_layout_it_is_trained_in(trainer: WorldTrainer, captured_logits_fn) -> None:
     """The trainer runs prompt and masked answer in one bidirectional pass (the release's training
     without `--prefix_lm`); the micro pipeline's text decoder (`PREFIX_LM`) must compute the very
     same answer logits, or the shipped model answers from a context it never saw (a prompt cache
     moved its logits by up to 10 nats; docs/benchmarks.md)."""
-    import lavida_bench.model.text_decoder as text_decoder_module
     from lavida_bench.model.checkpoint import Checkpoint, KeyReport
     from lavida_bench.model.pipeline import LavidaPipeline
-    from lavida_bench.model.sampling.text import SamplerTrace
     from lavida_bench.model.sequences import Row
     from lavida_bench.world.micro import PREFIX_LM
 
@@ -297,16 +295,9 @@ def test_the_micro_model_decodes_text_in_the_layout_it_is_trained_in(trainer: Wo
     with torch.no_grad():
         batch = trainer.builder.batch([Row(ids, row.features)])
         trained = net.text_logits(net(batch.embeds, valid=batch.valid)[0][0, slots]).float()
-    captured = {}
-
-    def capture(logits_fn, generators, gen_len, options, **kwargs):
-        captured["fn"] = logits_fn
-        return torch.full((len(generators), gen_len), mask), SamplerTrace()
-
-    monkeypatch.setattr(text_decoder_module, "sample_text", capture)
     ck = Checkpoint(net, trainer.vq, trainer.tokenizer, trainer.ids, net.config, KeyReport(), Path("micro"))
     pipe = LavidaPipeline(ck, resolution=WORLD_SIDE, prefix_lm=PREFIX_LM)
     with torch.no_grad():
         pipe.text.decode([trainer.builder.row(ex.prompt, feats)], len(slots), len(slots), 0.0, [0])
-        decoded = captured["fn"](torch.full((1, len(slots)), mask))[0]
+        decoded = captured_logits_fn["fn"](torch.full((1, len(slots)), mask))[0]
     torch.testing.assert_close(decoded, trained, rtol=1e-4, atol=1e-4)
