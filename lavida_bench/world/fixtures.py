@@ -127,6 +127,9 @@ def write_refcoco(root: Path, rng: np.random.Generator, n: int) -> Path:
     return root
 
 
+MMMU_QUESTION = "<image 1> How many shapes are there?"  # options 1-4; MMMU tags its images in the text
+
+
 def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
     """lmms-lab/MMMU validation parquet: multiple-choice counting items over world scenes."""
     from lavida_bench.tasks.understanding_fixtures import mmmu_row, mmmu_schema, write_parquet
@@ -135,7 +138,7 @@ def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
     for i in range(n):
         scene = sample_scene(rng, WORLD_SIDE)
         options = [str(v) for v in range(1, 5)]
-        rows.append(mmmu_row({"id": f"validation_Math_{i + 1}", "question": "<image 1> How many shapes are there?",
+        rows.append(mmmu_row({"id": f"validation_Math_{i + 1}", "question": MMMU_QUESTION,
                               "options": repr(options), "answer": "ABCD"[len(scene.objects) - 1],
                               "question_type": "multiple-choice", "images": [scene.image()]}))
     write_parquet(root / "data" / "validation-00000-of-00001.parquet", rows, mmmu_schema())
