@@ -110,3 +110,18 @@ def test_compiled_text_step_gives_the_eager_answers(pipe, monkeypatch, prefix_lm
     assert len(tokens) == 2 and tokens[0].shape == (2, 8)
     assert torch.equal(tokens[0], tokens[1])
     assert [r.text for r in eager] == [r.text for r in compiled]
+
+
+def test_prompts_of_new_lengths_reuse_a_dynamic_graph(pipe, monkeypatch):
+    """A second prompt length compiles one graph with that dimension dynamic; later lengths reuse it
+    (one graph per length would recompile, at minutes each on a CPU, for nearly every batch)."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(text_decoder_module, "compile_pass",
+                        lambda fn: torch.compile(fn, fullgraph=True, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    with compiled_steps(pipe):
+        for question in ("what", "what is it", "what is in the picture", "how many red objects are on the left"):
+            pipe.understand([Request("q", "understand", question, options=Options(max_new_tokens=8), seed=1)])
+    assert counters["stats"]["unique_graphs"] == 2
