@@ -1,9 +1,12 @@
 """One denoising step (network + guidance + sampler transition) compiles as ONE graph with no
 graph break (checked with torch._dynamo.explain on the real drawing path), and running it
 compiled gives the eager codes; the same for one text step's network pass, in both layouts
-(against the prompt cache and the whole sequence), and the eager answers. The inductor build itself is measured by the speed suite's
-`compile` and `compile_text` comparisons; here the graph is run with the `aot_eager` backend to stay fast."""
+(against the prompt cache and the whole sequence), with the eager answers. The inductor build
+itself is measured by the speed suite's `compile` and `compile_text` comparisons; here graphs
+run with the `aot_eager` backend to stay fast."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -22,18 +25,22 @@ def requests(capability: str, steps: int) -> list[Request]:
             Request("b", capability, "two dogs", images=images, options=Options(steps=steps), seed=5)]
 
 
+def explaining(explained: list) -> Callable[[Callable], Callable]:
+    """A stand-in for a compile function: runs the function eagerly and appends
+    torch._dynamo.explain's report of its first call to `explained`."""
+    def wrap(fn: Callable) -> Callable:
+        def first_call_explained(*args):
+            if not explained:
+                explained.append(torch._dynamo.explain(fn)(*args))
+            return fn(*args)
+        return first_call_explained
+    return wrap
+
+
 @pytest.mark.parametrize("capability", ["generate", "edit"])
 def test_denoising_step_is_one_graph(pipe, monkeypatch, capability):
     explained = []
-
-    def explaining(denoise):
-        def first_call_explained(codes, inputs):
-            if not explained:
-                explained.append(torch._dynamo.explain(denoise)(codes, inputs))
-            return denoise(codes, inputs)
-        return first_call_explained
-
-    monkeypatch.setattr(drawer_module, "compile_step", explaining)
+    monkeypatch.setattr(drawer_module, "compile_step", explaining(explained))
     with compiled_steps(pipe):
         getattr(pipe, capability)(requests(capability, 1))
     (report,) = explained
@@ -66,15 +73,7 @@ def questions() -> list[Request]:
 @pytest.mark.parametrize("prefix_lm", [True, False])
 def test_text_step_is_one_graph(pipe, monkeypatch, prefix_lm):
     explained = []
-
-    def explaining(logits_fn):
-        def first_call_explained(x):
-            if not explained:
-                explained.append(torch._dynamo.explain(logits_fn)(x))
-            return logits_fn(x)
-        return first_call_explained
-
-    monkeypatch.setattr(text_decoder_module, "compile_pass", explaining)
+    monkeypatch.setattr(text_decoder_module, "compile_pass", explaining(explained))
     monkeypatch.setattr(pipe.parts, "prefix_lm", prefix_lm)
     with compiled_steps(pipe):
         pipe.understand(questions())
