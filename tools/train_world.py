@@ -16,7 +16,9 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "early_step": "step whose weights are kept as <out>/early", "warmup": "linear learning-rate warm-up steps",
         "padding_from": "step from which text answers' EOS padding is a target",
         "object_weight": "image-loss weight of an object's codes against the background's",
-        "object_masks": "probability that an image's mask also covers all its object codes", "threads": "torch CPU threads"}
+        "object_masks": "probability that an image's mask also covers all its object codes",
+        "vision_lr_scale": "vision side's learning rate as a share of --lr (the release: 0.2)",
+        "weight_decay": "AdamW weight decay (the release: 0)", "threads": "torch CPU threads"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

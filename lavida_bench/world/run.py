@@ -29,7 +29,7 @@ from lavida_bench.model.vq import VQTokenizer
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config
 from lavida_bench.world.mix import MIX, Example, corpus, example
 from lavida_bench.world.trainer import WorldTrainer, check_image_options, sample_task
-from lavida_bench.world.vision_pretrain import pretrain_vision
+from lavida_bench.world.vision_pretrain import VISION_PREFIXES, pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
 
 
@@ -47,6 +47,11 @@ class RunSettings:
     padding_from: int = 300
     object_weight: float = 1.0  # 1 = the release's loss (world/trainer.py)
     object_masks: float = 0.0  # 0 = the release's masks (world/trainer.py)
+    # The vision side's learning rate as a share of `lr`, and AdamW's weight decay. The shipped
+    # weights used 1.0 and 0.01; the release trains its tower at a fifth of the LLM's rate with no
+    # weight decay (docs/benchmarks.md, "The vision features forget which object a cell holds").
+    vision_lr_scale: float = 1.0
+    weight_decay: float = 0.01
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -56,6 +61,9 @@ class RunSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_image_options(self.object_weight, self.object_masks)
+        for name in ("vision_lr_scale", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.early_step < self.steps:
             raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
 
@@ -132,9 +140,16 @@ class StageLog:
         self.bar.close()
 
 
-def optimizer(net: LavidaNetwork, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.98),
-                             weight_decay=0.01)
+def optimizer(net: LavidaNetwork, lr: float, vision_lr_scale: float = 1.0,
+              weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters: the vision side (tower, resampler, projector) in its
+    own group, whose learning rate is `vision_lr_scale` times the others' (`training_step`)."""
+    vision, rest = [], []
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            (vision if name.startswith(VISION_PREFIXES) else rest).append(p)
+    groups = [{"params": rest, "lr_scale": 1.0}, {"params": vision, "lr_scale": vision_lr_scale}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
 
 
 def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list[Example], gen: torch.Generator,
@@ -142,7 +157,7 @@ def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list
     """One update on `batch` at learning rate `lr` (gradients clipped to norm 1); returns the loss.
     `padding`: whether text answers' EOS padding is a target (`padding_targets`)."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     loss = trainer.loss(batch, gen, padding)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -157,7 +172,7 @@ def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: 
     rng = np.random.default_rng(settings.seed + 2)
     gen = torch.Generator().manual_seed(settings.seed + 3)
     net = trainer.net.train()
-    opt = optimizer(net, settings.lr)
+    opt = optimizer(net, settings.lr, settings.vision_lr_scale, settings.weight_decay)
     bar = tqdm(range(1, settings.steps + 1), desc="network", unit="step")
     for step in bar:
         task = sample_task(rng, MIX)

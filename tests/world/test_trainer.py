@@ -65,6 +65,27 @@ def test_a_few_dozen_steps_lower_the_loss(trainer: WorldTrainer) -> None:
     assert after < 0.75 * before, (before, after)
 
 
+def test_the_vision_side_learns_at_its_own_rate(trainer: WorldTrainer) -> None:
+    """`vision_lr_scale` scales the tower's, resampler's and projector's learning rate only: at 0
+    an understanding step (whose gradient reaches the vision side) leaves them exactly as they were."""
+    from lavida_bench.world.run import optimizer, training_step
+    from lavida_bench.world.vision_pretrain import VISION_PREFIXES
+
+    net = trainer.net
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt = optimizer(net, 1e-3, vision_lr_scale=0.0, weight_decay=0.01)
+    rng = np.random.default_rng(4)
+    batch = [example(rng, "understand", WORLD_SIDE, trainer.n_pos) for _ in range(4)]
+    net.train()
+    training_step(opt, trainer, batch, torch.Generator().manual_seed(0), 1e-3)
+    net.eval()
+    grads = {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in net.named_parameters()}
+    vision = [n for n in before if n.startswith(VISION_PREFIXES)]
+    assert vision and any(grads[n] for n in vision)  # the vision side did get a gradient
+    assert all(torch.equal(before[n], p) for n, p in net.named_parameters() if n in vision)
+    assert any(not torch.equal(before[n], p) for n, p in net.named_parameters() if n not in vision)
+
+
 def test_every_task_builds_a_batch(trainer: WorldTrainer) -> None:
     rng = np.random.default_rng(3)
     gen = torch.Generator().manual_seed(0)
@@ -212,7 +233,7 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     spec = importlib.util.spec_from_file_location("train_world", TOOLS / "train_world.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5)
+    settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
 
