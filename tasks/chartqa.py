@@ -32,6 +32,11 @@ SPLITS = ("human", "augmented")  # `ChartQA Dataset/test/test_{split}.json` in v
 FIELDS = ("imgname", "query", "label")
 
 
+def build_prompt(question: str) -> str:
+    """The question as lmms-eval's chartqa task asks it (its `post_prompt` appended)."""
+    return f"{question}{POST_PROMPT}"
+
+
 @dataclass(frozen=True)
 class ChartQAOptions:
     """`splits`: which of human / augmented to run (default both)."""
@@ -122,7 +127,7 @@ class ChartQA(Task):
                           max_new_tokens=variant.options.max_new_tokens or MAX_NEW_TOKENS,
                           temperature=0.0 if variant.options.temperature is None else variant.options.temperature)
         image = read_image(self.test_dir() / "png" / d["imgname"], f"{self.name} {sample.id}, field 'imgname'")
-        return Request(sample.id, "understand", f"{d['question']}{POST_PROMPT}", images=[image], options=options)
+        return Request(sample.id, "understand", build_prompt(d["question"]), images=[image], options=options)
 
     def score(self, sample: Sample, output: Mapping[str, Any], ctx: ScoreContext) -> dict[str, Any]:
         text = output.get("text")

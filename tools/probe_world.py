@@ -135,7 +135,7 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     """Train and measure; returns one record per measurement."""
     import torch
 
-    from lavida_bench.world.run import RunSettings, learning_rate, optimizer, padding_targets, training_step
+    from lavida_bench.world.run import RunSettings, Stage, learning_rate, optimizer, padding_targets, training_step
 
     torch.set_num_threads(args.threads)
     trainer = build(args)
@@ -150,13 +150,14 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     held_out = fixed if args.question == "memorize" else [probe_example(held_out_rng, args.question)
                                                           for _ in range(64)]
     settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr, padding_from=args.padding_from)
-    opt = optimizer(trainer.net, args.lr)
+    stage = Stage("probe", {}, args.steps, args.lr, settings.warmup, args.seed + 2)
+    opt = optimizer(trainer.net, settings)
     gen = torch.Generator().manual_seed(args.seed + 6)
     losses, records, start = [], [], time.monotonic()
     for step in range(1, args.steps + 1):
         batch = fixed if args.question == "memorize" else [probe_example(rng, args.question)
                                                            for _ in range(args.batch)]
-        losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(settings, step),
+        losses.append(float(training_step(opt, trainer, batch, gen, learning_rate(stage, step),
                                           padding_targets(settings, step))))
         if step % args.every == 0 or step == args.steps:
             trainer.net.eval()

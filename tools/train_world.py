@@ -1,9 +1,13 @@
 """Train the micro Lavida-O of the synthetic world from a seed (see lavida_bench/world/run.py).
 
     python tools/train_world.py --out assets/world-run --seed 0
+    python tools/train_world.py --out assets/tuned --seed 0 --tune-steps 2000 --continue-from assets/world-run
 
 Writes <out>/checkpoint (release layout), <out>/early, <out>/loss.jsonl and <out>/train.json.
-Exit codes: 0 trained, 2 bad arguments or an output folder that already holds a run.
+With --continue-from, a finished run of the same settings stands for the first stages and only
+the tuning stage runs (the same weights as the one command without it).
+Exit codes: 0 trained, 2 bad arguments, a base run that does not match, or an output folder that
+already holds a run.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "object_weight": "image-loss weight of an object's codes against the background's",
         "object_masks": "probability that an image's mask also covers all its object codes",
         "vision_lr_scale": "vision side's learning rate as a share of --lr (the release: 0.2)",
-        "weight_decay": "AdamW weight decay (the release: 0)", "threads": "torch CPU threads"}
+        "weight_decay": "AdamW weight decay (the release: 0)", "tune_steps": "tuning stage steps (0: none)",
+        "tune_lr": "tuning stage's peak learning rate", "threads": "torch CPU threads"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -29,6 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder (must not hold a previous run)")
+    p.add_argument("--continue-from", help="a finished run folder (same settings, no tuning) to tune")
     for field in dataclasses.fields(RunSettings):
         p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                        help=HELP.get(field.name))
@@ -51,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = settings_from(args)
-        record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]))
-    except (ValueError, FileExistsError) as err:
+        record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]),
+                             continue_from=args.continue_from)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"train_world: {err}", file=sys.stderr)
         return 2
     print(f"trained: {args.out}/checkpoint (final losses {record['final_losses']})")

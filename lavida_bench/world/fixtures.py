@@ -127,7 +127,8 @@ def write_refcoco(root: Path, rng: np.random.Generator, n: int) -> Path:
     return root
 
 
-MMMU_QUESTION = "<image 1> How many shapes are there?"  # options 1-4; MMMU tags its images in the text
+MMMU_QUESTION = "<image 1> How many shapes are there?"  # MMMU tags its images in the text
+MMMU_CHOICES = ("1", "2", "3", "4")  # option k is the count k (a scene holds 1-4 objects)
 
 
 def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
@@ -137,9 +138,8 @@ def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
     rows = []
     for i in range(n):
         scene = sample_scene(rng, WORLD_SIDE)
-        options = [str(v) for v in range(1, 5)]
         rows.append(mmmu_row({"id": f"validation_Math_{i + 1}", "question": MMMU_QUESTION,
-                              "options": repr(options), "answer": "ABCD"[len(scene.objects) - 1],
+                              "options": repr(list(MMMU_CHOICES)), "answer": "ABCD"[len(scene.objects) - 1],
                               "question_type": "multiple-choice", "images": [scene.image()]}))
     write_parquet(root / "data" / "validation-00000-of-00001.parquet", rows, mmmu_schema())
     return root

@@ -28,6 +28,13 @@ GEN = "<|reserved_token_5|>"  # one per generated-image LLM position
 SOURCE = "<|reserved_token_6|>"  # one per source-image VQ position (editing)
 # task -> share of training examples; image generation dominates as in the release's stage 3
 MIX = {"t2i": 0.4, "edit": 0.12, "ground": 0.12, "understand": 0.14, "judge": 0.1, "plan": 0.12}
+# The tuning stage's mix (`run.py`): the same tasks, plus the questions and captions phrased as the
+# benchmark adapters phrase them (`task_qa`, `dense_t2i`). The first stage's mix phrases them only
+# in the world's own words, and a micro model answers nothing in a phrasing it never saw
+# (docs/benchmarks.md, "The benchmarks' phrasings").
+TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understand": 0.1, "task_qa": 0.1,
+            "judge": 0.1, "plan": 0.1}
+TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i"}  # mix entries that make another task's examples
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
@@ -93,6 +100,30 @@ def question_example(question: str, image: Image.Image, answer: str) -> Example:
     return Example("understand", chat_prompt(prompts.understand_user(question, 1)), [image], answer=answer)
 
 
+def task_question_example(rng: np.random.Generator, side: int) -> Example:
+    """A world question in a benchmark adapter's phrasing: ChartQA's (a count or colour question
+    with its post-prompt) or MMMU's (the fixture's multiple-choice count, lmms-eval's format)."""
+    from lavida_bench.tasks import chartqa, mmmu
+    from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION
+
+    scene = sample_scene(rng, side)
+    if rng.random() < 0.5:
+        qa = [q for q in questions(scene, rng) if q.kind in ("count", "color")]
+        pick = qa[int(rng.integers(len(qa)))]
+        return question_example(chartqa.build_prompt(pick.question), scene.image(), pick.answer)
+    question = mmmu.build_prompt(MMMU_QUESTION, list(MMMU_CHOICES), "multiple-choice")
+    return question_example(question, scene.image(), mmmu.letters(len(MMMU_CHOICES))[len(scene.objects) - 1])
+
+
+def dense_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    """A DPG- and FID-style dense caption (every object with its colour, and the background)."""
+    from lavida_bench.world.fixtures import describe
+
+    scene = sample_scene(rng, side)
+    user = prompts.t2i_user(describe(scene), micro(rng, side))
+    return Example("t2i", chat_prompt(user, GEN * n_pos), target=scene.image())
+
+
 def judge_example(rng: np.random.Generator, side: int) -> Example:
     pair = judge_pair(rng, str(rng.choice(GENEVAL_TAGS)), bool(rng.random() < 0.5), side)
     return Example("judge", chat_prompt(prompts.judge_user(pair.caption.text)), [pair.shown.image()],
@@ -106,15 +137,20 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 
 
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
-    if task == "t2i":
-        return t2i_example(rng, side, n_pos)
-    if task == "edit":
-        return edit_example(rng, side, n_pos)
-    makers = {"ground": ground_example, "understand": understand_example, "judge": judge_example,
-              "plan": plan_example}
+    """One example of mix entry `task` (an entry of `MIX` or `TUNE_MIX`)."""
+    image_makers = {"t2i": t2i_example, "dense_t2i": dense_t2i_example, "edit": edit_example}
+    if task in image_makers:
+        return image_makers[task](rng, side, n_pos)
+    makers = {"ground": ground_example, "understand": understand_example, "task_qa": task_question_example,
+              "judge": judge_example, "plan": plan_example}
     if task not in makers:
-        raise ValueError(f"unknown training task {task!r} (one of {', '.join(MIX)})")
+        raise ValueError(f"unknown training task {task!r} (one of {', '.join(TUNE_MIX)})")
     return makers[task](rng, side)
+
+
+def trained_as(task: str) -> str:
+    """The task whose examples mix entry `task` makes (its batch size and loss follow it)."""
+    return TRAINED_AS.get(task, task)
 
 
 def corpus(rng: np.random.Generator, side: int, n: int = 400) -> list[str]:

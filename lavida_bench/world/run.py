@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lavida_bench.model.checkpoint import save_checkpoint
+from lavida_bench.model.checkpoint import load_checkpoint, save_checkpoint
 from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
 from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config
-from lavida_bench.world.mix import MIX, Example, corpus, example
-from lavida_bench.world.trainer import WorldTrainer, check_image_options, sample_task
+from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
+from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import VISION_PREFIXES, pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
 
@@ -52,6 +53,9 @@ class RunSettings:
     # weight decay (docs/benchmarks.md, "The vision features forget which object a cell holds").
     vision_lr_scale: float = 1.0
     weight_decay: float = 0.01
+    # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
+    tune_steps: int = 0
+    tune_lr: float = 1e-4
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -61,9 +65,11 @@ class RunSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_image_options(self.object_weight, self.object_masks)
-        for name in ("vision_lr_scale", "weight_decay"):
+        for name in ("vision_lr_scale", "weight_decay", "tune_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0 or self.tune_lr <= 0:
+            raise ValueError(f"lr and tune_lr must be > 0, got {self.lr} and {self.tune_lr}")
         if not 0 < self.early_step < self.steps:
             raise ValueError(f"early_step must be between 0 and steps ({self.steps}), got {self.early_step}")
 
@@ -72,12 +78,35 @@ class RunSettings:
         return [f"--{name.replace('_', '-')} {value}" for name, value in asdict(self).items()]
 
 
-def learning_rate(settings: RunSettings, step: int) -> float:
+@dataclass(frozen=True)
+class Stage:
+    """One network-training stage: its mix, length, peak learning rate and warm-up, and the seed of
+    its examples (its masks draw from `seed + 1`); `before` steps of earlier stages precede it."""
+
+    name: str
+    mix: dict[str, float]
+    steps: int
+    lr: float
+    warmup: int
+    seed: int
+    before: int = 0
+
+
+def stages(settings: RunSettings) -> list[Stage]:
+    """The world's own phrasing first; then, with `tune_steps`, the benchmarks' phrasings too."""
+    out = [Stage("network", MIX, settings.steps, settings.lr, settings.warmup, settings.seed + 2)]
+    if settings.tune_steps:
+        out.append(Stage("tune", TUNE_MIX, settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
+                         before=settings.steps))
+    return out
+
+
+def learning_rate(stage: Stage, step: int) -> float:
     """Linear warm-up, then cosine decay to a tenth."""
-    if step <= settings.warmup:
-        return settings.lr * step / settings.warmup
-    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
-    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    if step <= stage.warmup:
+        return stage.lr * step / stage.warmup
+    progress = (step - stage.warmup) / max(1, stage.steps - stage.warmup)
+    return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def padding_targets(settings: RunSettings, step: int) -> bool:
@@ -140,16 +169,16 @@ class StageLog:
         self.bar.close()
 
 
-def optimizer(net: LavidaNetwork, lr: float, vision_lr_scale: float = 1.0,
-              weight_decay: float = 0.01) -> torch.optim.Optimizer:
+def optimizer(net: LavidaNetwork, settings: RunSettings) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters: the vision side (tower, resampler, projector) in its
     own group, whose learning rate is `vision_lr_scale` times the others' (`training_step`)."""
     vision, rest = [], []
     for name, p in net.named_parameters():
         if p.requires_grad:
             (vision if name.startswith(VISION_PREFIXES) else rest).append(p)
-    groups = [{"params": rest, "lr_scale": 1.0}, {"params": vision, "lr_scale": vision_lr_scale}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+    groups = [{"params": rest, "lr_scale": 1.0}, {"params": vision, "lr_scale": settings.vision_lr_scale}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=settings.lr, betas=(0.9, 0.98),
+                             weight_decay=settings.weight_decay)
 
 
 def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list[Example], gen: torch.Generator,
@@ -157,7 +186,7 @@ def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list
     """One update on `batch` at learning rate `lr` (gradients clipped to norm 1); returns the loss.
     `padding`: whether text answers' EOS padding is a target (`padding_targets`)."""
     for group in opt.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = lr * group["lr_scale"]
     loss = trainer.loss(batch, gen, padding)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -166,23 +195,24 @@ def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list
     return loss.detach()
 
 
-def train_network(settings: RunSettings, trainer: WorldTrainer, out: Path, log: LossLog) -> None:
+def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out: Path, log: LossLog) -> None:
+    """Run `stage` with a fresh optimizer; the first stage keeps its `early_step` weights."""
     from tqdm import tqdm
 
-    rng = np.random.default_rng(settings.seed + 2)
-    gen = torch.Generator().manual_seed(settings.seed + 3)
+    rng = np.random.default_rng(stage.seed)
+    gen = torch.Generator().manual_seed(stage.seed + 1)
     net = trainer.net.train()
-    opt = optimizer(net, settings.lr, settings.vision_lr_scale, settings.weight_decay)
-    bar = tqdm(range(1, settings.steps + 1), desc="network", unit="step")
+    opt = optimizer(net, settings)
+    bar = tqdm(range(1, stage.steps + 1), desc=stage.name, unit="step")
     for step in bar:
-        task = sample_task(rng, MIX)
-        size = settings.image_batch if task in ("t2i", "edit") else settings.text_batch
+        task = sample_task(rng, stage.mix)
+        size = settings.image_batch if trained_as(task) in IMAGE_TASKS else settings.text_batch
         batch = [example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(size)]
-        loss = training_step(opt, trainer, batch, gen, learning_rate(settings, step), padding_targets(settings, step))
-        log.write("network", step, {"task": task, "loss": round(float(loss), 4),
-                                    "lr": round(learning_rate(settings, step), 6)})
+        lr = learning_rate(stage, step)
+        loss = training_step(opt, trainer, batch, gen, lr, padding_targets(settings, stage.before + step))
+        log.write(stage.name, step, {"task": task, "loss": round(float(loss), 4), "lr": round(lr, 6)})
         bar.set_postfix(log.means(), refresh=False)
-        if step == settings.early_step:
+        if stage.before == 0 and step == settings.early_step:
             save(net, trainer.vq, trainer.tokenizer, out / "early", provenance(settings, step))
     net.eval()
 
@@ -209,33 +239,84 @@ def weights_fingerprint(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*.safetensors"))}
 
 
-def train_world(settings: RunSettings, out: str | Path, command: str = "") -> dict[str, Any]:
-    """Run every stage into `out` (which must not hold a previous run); returns train.json's content."""
+def train_world(settings: RunSettings, out: str | Path, command: str = "",
+                continue_from: str | Path | None = None) -> dict[str, Any]:
+    """Run every stage into `out` (which must not hold a previous run); returns train.json's content.
+    `continue_from`: a finished run of these settings without tuning (`check_base`); its weights
+    stand for the first stages, and only the tuning stage runs."""
     out = Path(out)
     if (out / "train.json").exists() or (out / "loss.jsonl").exists():
         raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder")
+    base = check_base(settings, Path(continue_from)) if continue_from is not None else None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     log = LossLog(out / "loss.jsonl")
     started = time.monotonic()
+    trainer = base_trainer(settings, log, out) if base is None else continued_trainer(settings, Path(continue_from), out)
+    first_seconds = time.monotonic() - started
+    for stage in stages(settings)[1:]:  # the first stage is the base trainer's, or the base run's
+        train_stage(settings, stage, trainer, out, log)
+    save(trainer.net, trainer.vq, trainer.tokenizer, out / "checkpoint",
+         provenance(settings, settings.steps + settings.tune_steps))
+    seconds = {"first_stages" if base is None else "loading": round(first_seconds, 1),
+               "total": round(time.monotonic() - started, 1)}
+    record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE, "seconds": seconds,
+              "final_losses": log.means(),
+              "fingerprint": {"checkpoint": weights_fingerprint(out / "checkpoint"),
+                              "early": weights_fingerprint(out / "early")}}
+    if base is not None:
+        record["continued_from"] = {k: base[k] for k in ("command", "seconds", "final_losses", "fingerprint")}
+    log.close()
+    (out / "train.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def base_trainer(settings: RunSettings, log: LossLog, out: Path) -> WorldTrainer:
+    """Tokenizer, VQ, vision pretraining and the first network stage, from the seed."""
     tokenizer = tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
     with StageLog(log, "vq", settings.vq_steps) as vq_log:
         vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
     vq.model.requires_grad_(False)
-    vq_seconds = time.monotonic() - started
     network = build_network(settings, tokenizer)
     with StageLog(log, "vision", settings.vision_steps) as vision_log:
         pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
     trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight,
                            settings.object_masks)
-    train_network(settings, trainer, out, log)
-    save(network, vq, tokenizer, out / "checkpoint", provenance(settings, settings.steps))
-    record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE,
-              "seconds": {"vq": round(vq_seconds, 1), "total": round(time.monotonic() - started, 1)},
-              "final_losses": log.means(),
-              "fingerprint": {"checkpoint": weights_fingerprint(out / "checkpoint"),
-                              "early": weights_fingerprint(out / "early")}}
-    log.close()
-    (out / "train.json").write_text(json.dumps(record, indent=2))
+    train_stage(settings, stages(settings)[0], trainer, out, log)
+    return trainer
+
+
+def continued_trainer(settings: RunSettings, base: Path, out: Path) -> WorldTrainer:
+    """The trainer over a finished run's final weights; its `early/` is copied as this run's."""
+    ck = load_checkpoint(base / "checkpoint")
+    ck.network.requires_grad_(True)  # the loader hands out frozen weights, for inference
+    ck.vq.model.requires_grad_(False)
+    shutil.copytree(base / "early", out / "early")
+    return WorldTrainer(ck.network, ck.vq, ck.tokenizer, ck.ids, settings.object_weight, settings.object_masks)
+
+
+TUNING = ("tune_steps", "tune_lr")  # the settings a continued run may add to its base's
+
+
+def check_base(settings: RunSettings, base: Path) -> dict[str, Any]:
+    """The base run's train.json, after checking that it finished the same first stages: every
+    setting but the tuning ones equal, no tuning of its own, and its weights' recorded fingerprint."""
+    if not settings.tune_steps:
+        raise ValueError("continuing a run needs tune_steps > 0 (the stage that runs)")
+    path = base / "train.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no train.json; continue_from needs a finished training run's folder")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(RunSettings)}
+    recorded = RunSettings(**{k: v for k, v in record["settings"].items() if k in known})
+    if recorded.tune_steps:
+        raise ValueError(f"{path}: the base run already tuned ({recorded.tune_steps} steps)")
+    if replace(recorded, **{k: getattr(settings, k) for k in TUNING}) != settings:
+        differ = [f.name for f in fields(RunSettings) if f.name not in TUNING
+                  and getattr(recorded, f.name) != getattr(settings, f.name)]
+        raise ValueError(f"{path}: settings {differ} differ from the base run's; only {list(TUNING)} may")
+    for folder in ("checkpoint", "early"):
+        if weights_fingerprint(base / folder) != record["fingerprint"][folder]:
+            raise ValueError(f"{base / folder}: weights differ from the fingerprint in {path}")
     return record

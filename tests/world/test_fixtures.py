@@ -8,6 +8,7 @@ import pytest
 
 from lavida_bench.app import build_tasks
 from lavida_bench.config import load_config
+from lavida_bench.model.tokens import chat_prompt
 from lavida_bench.runner import load_samples
 from lavida_bench.world.fixtures import WRITERS, write_world_fixtures
 
@@ -31,22 +32,26 @@ def test_every_task_loads_its_world_fixture(tmp_path: Path) -> None:
         assert all((data[task] / f).read_bytes() == (again[task] / f).read_bytes() for f in first), task
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped weights were trained on the world's own multiple-choice "
-                   "form (one newline before the instruction, no image tag); the mix can only change with a "
-                   "retrain (docs/benchmarks.md, 'The MMMU-style questions')")
-def test_the_world_trains_multiple_choice_in_the_mmmu_task_s_prompt() -> None:
-    """The demo asks MMMU-style questions through the MMMU task's prompt (lmms-eval's format), so
-    the micro model must have been trained on that text: asked in its training form it answers
-    32/32 of a set right, in the task's form 10/32 (21 empty answers)."""
+def test_the_tuning_mix_asks_what_the_understanding_tasks_ask(tmp_path: Path) -> None:
+    """The demo asks the micro model through each task's own prompt (lmms-eval's formats). Trained
+    only on the world's own phrasing, the first-stage weights answered 0/32 of a ChartQA-phrased
+    set (all empty) and 10/32 of the MMMU-phrased one (docs/benchmarks.md, "The benchmarks'
+    phrasings"), so the tuning mix must hold every question the fixtures' requests send."""
     import numpy as np
 
-    from lavida_bench.tasks.mmmu import build_prompt
-    from lavida_bench.world.fixtures import MMMU_QUESTION
-    from lavida_bench.world.language import questions
+    from lavida_bench.api import Variant
+    from lavida_bench.model import prompts
     from lavida_bench.world.micro import WORLD_SIDE
-    from lavida_bench.world.scene import sample_scene
+    from lavida_bench.world.mix import TUNE_MIX, example
 
     rng = np.random.default_rng(0)
-    trained = next(qa.question for qa in questions(sample_scene(rng, WORLD_SIDE), rng) if qa.kind == "choice")
-    asked = build_prompt(MMMU_QUESTION, [str(v) for v in range(1, 5)], "multiple-choice")
-    assert trained == asked
+    trained = {example(rng, "task_qa", WORLD_SIDE, 0).prompt for _ in range(400)}
+    assert TUNE_MIX["task_qa"] > 0
+    data = write_world_fixtures(tmp_path, {"chartqa": 12, "mmmu": 6}, seed=3)
+    cfg = load_config("demo", [f"tasks.{t}.data={p}" for t, p in data.items()])
+    tasks = {name: task for name, task in build_tasks(cfg).items() if name in data}
+    for name, samples in load_samples(cfg, tasks).items():
+        for sample in samples:
+            asked = tasks[name].request(sample, Variant("plain"))
+            assert asked.capability == "understand" and len(asked.images) == 1
+            assert chat_prompt(prompts.understand_user(asked.prompt, 1)) in trained, (name, asked.prompt)

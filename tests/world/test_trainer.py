@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
-from lavida_bench.world.mix import corpus, example
+from lavida_bench.world.mix import MIX, TUNE_MIX, corpus, example, trained_as
 from lavida_bench.world.run import RunSettings, build_network, train_world, weights_fingerprint
 from lavida_bench.world.trainer import WorldTrainer, code_weights, draw_mask, mask_probability
 from lavida_bench.world.vqtrain import train_vq
@@ -73,7 +74,7 @@ def test_the_vision_side_learns_at_its_own_rate(trainer: WorldTrainer) -> None:
 
     net = trainer.net
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
-    opt = optimizer(net, 1e-3, vision_lr_scale=0.0, weight_decay=0.01)
+    opt = optimizer(net, RunSettings(lr=1e-3, vision_lr_scale=0.0))
     rng = np.random.default_rng(4)
     batch = [example(rng, "understand", WORLD_SIDE, trainer.n_pos) for _ in range(4)]
     net.train()
@@ -89,9 +90,12 @@ def test_the_vision_side_learns_at_its_own_rate(trainer: WorldTrainer) -> None:
 def test_every_task_builds_a_batch(trainer: WorldTrainer) -> None:
     rng = np.random.default_rng(3)
     gen = torch.Generator().manual_seed(0)
-    for task in ("t2i", "edit", "ground", "understand", "judge", "plan"):
+    assert set(MIX) <= set(TUNE_MIX)
+    for task in TUNE_MIX:
+        batch = [example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(2)]
+        assert {e.task for e in batch} == {trained_as(task)}
         with torch.no_grad():
-            loss = trainer.loss([example(rng, task, WORLD_SIDE, trainer.n_pos) for _ in range(2)], gen)
+            loss = trainer.loss(batch, gen)
         assert torch.isfinite(loss) and float(loss) > 0
     with pytest.raises(ValueError, match="one task"):
         trainer.loss([example(rng, "t2i", WORLD_SIDE, trainer.n_pos), example(rng, "plan", WORLD_SIDE, 0)], gen)
@@ -198,7 +202,7 @@ def test_the_codebook_is_the_worlds_patch_vocabulary() -> None:
 
 
 def test_a_run_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
-    settings = RunSettings(seed=5, vq_steps=3, vision_steps=2, steps=4, early_step=2, text_batch=2, image_batch=2)
+    settings = TINY_RUN
     record = train_world(settings, tmp_path / "run", command="test")
     ck = load_checkpoint(tmp_path / "run" / "checkpoint")
     assert ck.config.d_model == 128 and ck.vq.codebook_size == ck.config.codebook_size == 8192
@@ -211,6 +215,34 @@ def test_a_run_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert size < 25 * 2**20, size
     with pytest.raises(FileExistsError, match="already holds"):
         train_world(settings, tmp_path / "run")
+
+
+TINY_RUN = RunSettings(seed=5, vq_steps=3, vision_steps=2, steps=4, early_step=2, text_batch=2, image_batch=2)
+
+
+def test_continuing_a_run_gives_the_one_commands_weights(tmp_path: Path) -> None:
+    """The tuning stage over a finished run's saved weights equals the one long command's: what
+    the shipped weights' train.json claims when they were tuned with --continue-from."""
+    tuned = replace(TINY_RUN, tune_steps=3, tune_lr=1e-3)
+    whole = train_world(tuned, tmp_path / "whole")
+    train_world(TINY_RUN, tmp_path / "base")
+    continued = train_world(tuned, tmp_path / "continued", continue_from=tmp_path / "base")
+    assert continued["fingerprint"] == whole["fingerprint"]
+    assert weights_fingerprint(tmp_path / "continued" / "checkpoint") != weights_fingerprint(tmp_path / "base" / "checkpoint")
+    assert continued["continued_from"]["fingerprint"]["checkpoint"] == weights_fingerprint(tmp_path / "base" / "checkpoint")
+    lines = [json.loads(x) for x in (tmp_path / "whole" / "loss.jsonl").read_text().splitlines()]
+    assert [x["stage"] for x in lines] == ["vq"] * 3 + ["vision"] * 2 + ["network"] * 4 + ["tune"] * 3
+    assert load_checkpoint(tmp_path / "continued" / "checkpoint").provenance["trained_steps"] == 7
+
+    with pytest.raises(ValueError, match=r"\['lr'\] differ"):
+        train_world(replace(tuned, lr=1e-3), tmp_path / "other", continue_from=tmp_path / "base")
+    with pytest.raises(ValueError, match="already tuned"):
+        train_world(tuned, tmp_path / "again", continue_from=tmp_path / "whole")
+    with pytest.raises(ValueError, match="tune_steps > 0"):
+        train_world(TINY_RUN, tmp_path / "none", continue_from=tmp_path / "base")
+    (tmp_path / "base" / "checkpoint" / "model-00001-of-00002.safetensors").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="differ from the fingerprint"):
+        train_world(tuned, tmp_path / "changed", continue_from=tmp_path / "base")
 
 
 def test_the_command_line_refuses_bad_settings(tmp_path: Path, capsys) -> None:
@@ -233,7 +265,8 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     spec = importlib.util.spec_from_file_location("train_world", TOOLS / "train_world.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0)
+    settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0,
+                           tune_steps=20, tune_lr=3e-4)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
 
