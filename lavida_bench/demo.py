@@ -23,7 +23,7 @@ from lavida_bench.config import RunConfig, load_config
 WEIGHTS = Path(__file__).resolve().parent / "world" / "weights"  # checkpoint/, early/, train.json
 FIXTURE_SEED = 0
 # Items per benchmark: enough for paired CIs on large effects, few enough for 3 minutes on 2 cores
-# (GenEval: 5 prompts of each of the 6 kinds; ChartQA: per split, and 0 for a model without charts).
+# (GenEval: 5 prompts of each of the 6 kinds; ChartQA: per split).
 FIXTURE_SIZES = {"geneval": 30, "dpg_bench": 8, "fid30k": 32, "imgedit": 16, "refcoco": 48, "mmmu": 24,
                  "chartqa": 12}
 # The regression demo's gate: one generation and one grounding benchmark, each with at least

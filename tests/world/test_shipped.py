@@ -3,7 +3,7 @@
 Each test runs the harness's pipeline on a small seeded set and checks a count against a
 threshold set below the count measured on that set and on a larger one, and above what the same
 command's under-trained weights (`early/`, step 600) reach; each docstring gives the figures
-(docs/benchmarks.md, "The shipped micro model"). One target of issue 17, the judge, is not
+(docs/benchmarks.md, "The shipped micro model" and "The benchmarks' phrasings"). One target of issue 17, the judge, is not
 reached by these weights; its test is a strict expected failure, so it turns red the day a
 retrained model reaches it and the marker must go.
 """
@@ -42,7 +42,8 @@ def test_the_shipped_weights_are_the_recorded_ones(folder: str) -> None:
 
 
 def test_one_step_grounding_finds_the_only_object(pipe) -> None:
-    """Measured: 12/12 here, 48/48 on 48 other scenes; the early weights 0/12."""
+    """Measured: 12/12 here (before the tuning stage 12/12, and 48/48 on 48 other scenes); the
+    early weights 0/12."""
     rng = np.random.default_rng(14)
     scenes = [sample_scene(rng, WORLD_SIDE, [(None, None)]) for _ in range(12)]
     results = pipe.ground([Request(f"s{i}", "ground", f"the {s.objects[0].kind}", [s.image()], Options(steps=1))
@@ -52,7 +53,7 @@ def test_one_step_grounding_finds_the_only_object(pipe) -> None:
 
 
 def test_one_step_grounding_beats_chance_on_scenes_of_one_to_four_objects(pipe) -> None:
-    """Measured P@0.5: 0.42 here (n=24), 0.30 on 96 other expressions; early weights 0.00;
+    """Measured P@0.5: 0.42 here (n=24), 0.31 on 96 other expressions; early weights 0.00;
     a random cell of 16 about 0.06. Issue 17's target ("most", and 0.9) is not reached."""
     from lavida_bench.world.evaluate import grounding_p50
 
@@ -60,8 +61,9 @@ def test_one_step_grounding_beats_chance_on_scenes_of_one_to_four_objects(pipe) 
 
 
 def test_four_grounding_steps_keeping_committed_tokens_are_no_worse_than_one(pipe) -> None:
-    """Measured P@0.5 on this set: 1 step 0.42, 4 steps 0.50 (0.46 against 0.30 on 96 other
-    expressions); 4 steps with the release's answer (the last pass at every slot) 0.08."""
+    """Measured P@0.5 on this set: 1 step 0.42, 4 steps 0.46 (before the tuning stage 0.50, and
+    0.46 against 0.30 on 96 other expressions); 4 steps with the release's answer (the last pass
+    at every slot) 0.08."""
     from lavida_bench.world.evaluate import grounding_p50
 
     one = grounding_p50(pipe, np.random.default_rng(11), 24, Options(steps=1))
@@ -76,14 +78,14 @@ def red_circles(pipe, seeds: range) -> list[list]:
 
 
 def test_text_to_image_draws_objects(pipe) -> None:
-    """Measured: some object in 12/12 images here and 47/48 with seeds 100-147; early weights
+    """Measured: some object in 11/12 images here and 48/48 with seeds 100-147; early weights
     1/12 and 7/48."""
     assert sum(bool(found) for found in red_circles(pipe, range(12))) >= 10
 
 
 def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
-    """Measured: a red circle in 9/12 images here and 33/48 with seeds 100-147; early weights
-    0/12 and 1/48."""
+    """Measured: a red circle in 8/12 images here and 31/48 with seeds 100-147 (before the tuning
+    stage 9/12 and 33/48); early weights 0/12 and 1/48."""
     found = red_circles(pipe, range(12))
     assert sum(any(s.kind == "circle" and s.color == "red" for s in f) for f in found) >= 7
 
@@ -91,7 +93,8 @@ def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
 @pytest.mark.xfail(strict=True, reason="not reached: the judge passes right and wrong images alike")
 def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> None:
     """Decoded as the reflection loop decodes it. Measured on this set: passes 16/16 matching and
-    16/16 wrong `colors` images (on 48 pairs of every tag: 0.79 and 0.75)."""
+    16/16 wrong `colors` images (on 48 pairs of every tag: 1.00 and 1.00; before the tuning
+    stage 0.83 and 0.75)."""
     rng = np.random.default_rng(12)
     pairs = [judge_pair(rng, "colors", bool(i % 2), WORLD_SIDE) for i in range(32)]
     verdicts, _ = pipe.reflection.verdicts([p.caption.text for p in pairs], [p.shown.image() for p in pairs],
@@ -100,6 +103,29 @@ def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> No
     for p, v in zip(pairs, verdicts):
         passed[p.correct].append(PASS_PHRASE in v)
     assert np.mean(passed[True]) > np.mean(passed[False]) + 0.1
+
+
+def test_questions_in_the_benchmark_tasks_phrasings_are_answered(pipe) -> None:
+    """Asked as the MMMU and ChartQA tasks ask (lmms-eval's formats). Measured on these 16 scenes:
+    16/16 letters right; 16/16 ChartQA-phrased questions answered, 9/16 right. On 32 other scenes
+    32/32 and 12/32 (every one answered). Before the tuning stage the same weights got 10/32 letters
+    (21 empty) and answered none of the ChartQA-phrased questions; the early weights get 5/16
+    letters and answer none."""
+    from lavida_bench.tasks import chartqa, mmmu
+    from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION
+    from lavida_bench.world.language import questions
+
+    rng = np.random.default_rng(15)
+    scenes = [sample_scene(rng, WORLD_SIDE) for _ in range(16)]
+    multiple_choice = mmmu.build_prompt(MMMU_QUESTION, list(MMMU_CHOICES), "multiple-choice")
+    letters = pipe.understand([Request(f"m{i}", "understand", multiple_choice, [s.image()], Options(max_new_tokens=16))
+                               for i, s in enumerate(scenes)])
+    assert sum(r.text.strip() == "ABCD"[len(s.objects) - 1] for r, s in zip(letters, scenes)) >= 14
+    asked = [next(q for q in questions(s, rng) if q.kind in ("count", "color")) for s in scenes]
+    answers = pipe.understand([Request(f"c{i}", "understand", chartqa.build_prompt(q.question), [s.image()],
+                                       Options(max_new_tokens=16)) for i, (q, s) in enumerate(zip(asked, scenes))])
+    assert sum(bool(r.text.strip()) for r in answers) >= 14
+    assert sum(r.text.strip() == q.answer for r, q in zip(answers, asked)) >= 5
 
 
 def test_plans_lay_out_one_box_per_counted_object(pipe) -> None:
@@ -130,9 +156,10 @@ def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
 
 
 def test_plans_name_the_prompts_objects(pipe) -> None:
-    """Single object, two objects, counting and colour prompts. Measured: 9/12 here and 29/48 on
-    48 other prompts; early weights 1/12 and 2/48; decoded against a prompt cache (the release's
-    `prefix_lm=True`, which this model was not trained for) 7/48."""
+    """Single object, two objects, counting and colour prompts. Measured: 9/12 here and 32/48 on
+    48 other prompts (before the tuning stage 9/12 and 29/48); early weights 1/12 and 2/48;
+    decoded against a prompt cache (the release's `prefix_lm=True`, which this model was not
+    trained for) 7/48 before the tuning stage."""
     rng = np.random.default_rng(13)
     tags = ("single_object", "two_object", "counting", "colors")
     captions = [geneval_caption(rng, tags[i % 4], WORLD_SIDE) for i in range(12)]
