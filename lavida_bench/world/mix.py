@@ -18,7 +18,9 @@ from PIL import Image
 
 from lavida_bench.model import prompts
 from lavida_bench.model.tokens import chat_prompt
+from lavida_bench.tasks import chartqa, mmmu
 from lavida_bench.world.edits import sample_edit
+from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION, describe
 from lavida_bench.world.language import (GENEVAL_TAGS, geneval_caption, grounding_answer, layout_text,
                                          questions, refer)
 from lavida_bench.world.scene import sample_scene
@@ -103,9 +105,6 @@ def question_example(question: str, image: Image.Image, answer: str) -> Example:
 def task_question_example(rng: np.random.Generator, side: int) -> Example:
     """A world question in a benchmark adapter's phrasing: ChartQA's (a count or colour question
     with its post-prompt) or MMMU's (the fixture's multiple-choice count, lmms-eval's format)."""
-    from lavida_bench.tasks import chartqa, mmmu
-    from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION
-
     scene = sample_scene(rng, side)
     if rng.random() < 0.5:
         qa = [q for q in questions(scene, rng) if q.kind in ("count", "color")]
@@ -117,8 +116,6 @@ def task_question_example(rng: np.random.Generator, side: int) -> Example:
 
 def dense_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
     """A DPG- and FID-style dense caption (every object with its colour, and the background)."""
-    from lavida_bench.world.fixtures import describe
-
     scene = sample_scene(rng, side)
     user = prompts.t2i_user(describe(scene), micro(rng, side))
     return Example("t2i", chat_prompt(user, GEN * n_pos), target=scene.image())
