@@ -3,6 +3,9 @@
 Percentile bootstrap over samples with a fixed seed, so the same scores always give the same
 interval. Metrics that are not means of per-sample values (macro averages over groups) pass
 their own statistic, and the bootstrap resamples within each group so group sizes are kept.
+One exception: a 0/1 metric on which every sample agrees. Resampling identical values gives a
+zero-width interval (a demo run printed MMMU "1.00 [1.00, 1.00]", n = 24), which claims a
+certainty no sample count gives; there the interval is Clopper-Pearson's exact one.
 """
 from __future__ import annotations
 
@@ -21,11 +24,20 @@ def mean_metric(values: Sequence[float], seed: int = 0, n_boot: int = N_BOOTSTRA
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         return Metric(float("nan"), float("nan"), float("nan"), 0)
+    if np.all(x == x[0]) and x[0] in (0.0, 1.0):
+        return unanimous_metric(float(x[0]), int(x.size))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(n_boot, x.size))
     boots = x[idx].mean(axis=1)
     lo, hi = np.quantile(boots, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2])
     return Metric(float(x.mean()), float(lo), float(hi), int(x.size))
+
+
+def unanimous_metric(value: float, n: int) -> Metric:
+    """`n` samples all 0 or all 1: the exact (Clopper-Pearson) interval, whose far end is the rate
+    at which all `n` agreeing has probability (1 - CI_LEVEL) / 2."""
+    bound = ((1 - CI_LEVEL) / 2) ** (1 / n)
+    return Metric(value, bound, 1.0, n) if value == 1.0 else Metric(value, 0.0, 1 - bound, n)
 
 
 def macro_metric(groups: dict[str, Sequence[float]], seed: int = 0,

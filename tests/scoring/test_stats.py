@@ -34,3 +34,15 @@ def test_unbiased_statistic_keeps_the_percentile_interval():
     width = plain.ci_high - plain.ci_low
     assert general.ci_low == pytest.approx(plain.ci_low, abs=0.05 * width)
     assert general.ci_high == pytest.approx(plain.ci_high, abs=0.05 * width)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0])
+def test_a_unanimous_rate_gets_the_exact_interval_not_a_zero_width_one(value):
+    """24 of 24 right: resampling gives [1, 1]. The exact interval's low end is the rate p at
+    which 24 of 24 has probability 2.5% (p ** 24 = 0.025, p = 0.858); all wrong mirrors it."""
+    m = mean_metric([value] * 24)
+    far = m.ci_low if value == 1.0 else 1 - m.ci_high
+    assert m.value == value and m.n == 24
+    assert far ** 24 == pytest.approx(0.025)
+    assert (m.ci_high if value == 1.0 else m.ci_low) == value
+    assert mean_metric([1.0] * 23 + [0.0]).ci_high == 1.0  # not unanimous: the bootstrap, as before
