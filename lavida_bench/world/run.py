@@ -308,8 +308,12 @@ def check_base(settings: RunSettings, base: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no train.json; continue_from needs a finished training run's folder")
     record = json.loads(path.read_text(encoding="utf-8"))
-    known = {f.name for f in fields(RunSettings)}
-    recorded = RunSettings(**{k: v for k, v in record["settings"].items() if k in known})
+    missing = [k for k in ("settings", "fingerprint") if k not in record]
+    unknown = sorted(set(record.get("settings", {})) - {f.name for f in fields(RunSettings)})
+    if missing or unknown:
+        raise ValueError(f"{path}: not a training record of this version (missing {missing}, unknown settings "
+                         f"{unknown})")
+    recorded = RunSettings(**record["settings"])  # settings newer than the run default to what it ran with
     if recorded.tune_steps:
         raise ValueError(f"{path}: the base run already tuned ({recorded.tune_steps} steps)")
     if replace(recorded, **{k: getattr(settings, k) for k in TUNING}) != settings:

@@ -240,6 +240,11 @@ def test_continuing_a_run_gives_the_one_commands_weights(tmp_path: Path) -> None
         train_world(tuned, tmp_path / "again", continue_from=tmp_path / "whole")
     with pytest.raises(ValueError, match="tune_steps > 0"):
         train_world(TINY_RUN, tmp_path / "none", continue_from=tmp_path / "base")
+    record = json.loads((tmp_path / "base" / "train.json").read_text())
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "train.json").write_text(json.dumps({"settings": {**record["settings"], "depth": 3}}))
+    with pytest.raises(ValueError, match=r"missing \['fingerprint'\], unknown settings \['depth'\]"):
+        train_world(tuned, tmp_path / "from_odd", continue_from=tmp_path / "odd")
     (tmp_path / "base" / "checkpoint" / "model-00001-of-00002.safetensors").write_bytes(b"changed")
     with pytest.raises(ValueError, match="differ from the fingerprint"):
         train_world(tuned, tmp_path / "changed", continue_from=tmp_path / "base")
