@@ -131,6 +131,13 @@ MMMU_QUESTION = "<image 1> How many shapes are there?"  # MMMU tags its images i
 MMMU_CHOICES = ("1", "2", "3", "4")  # option k is the count k (a scene holds 1-4 objects)
 
 
+def mmmu_answer(scene: Scene) -> str:
+    """The letter of the option that counts the scene's objects."""
+    from lavida_bench.tasks.mmmu import letters
+
+    return letters(len(MMMU_CHOICES))[MMMU_CHOICES.index(str(len(scene.objects)))]
+
+
 def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
     """lmms-lab/MMMU validation parquet: multiple-choice counting items over world scenes."""
     from lavida_bench.tasks.understanding_fixtures import mmmu_row, mmmu_schema, write_parquet
@@ -139,7 +146,7 @@ def write_mmmu(root: Path, rng: np.random.Generator, n: int) -> Path:
     for i in range(n):
         scene = sample_scene(rng, WORLD_SIDE)
         rows.append(mmmu_row({"id": f"validation_Math_{i + 1}", "question": MMMU_QUESTION,
-                              "options": repr(list(MMMU_CHOICES)), "answer": "ABCD"[len(scene.objects) - 1],
+                              "options": repr(list(MMMU_CHOICES)), "answer": mmmu_answer(scene),
                               "question_type": "multiple-choice", "images": [scene.image()]}))
     write_parquet(root / "data" / "validation-00000-of-00001.parquet", rows, mmmu_schema())
     return root

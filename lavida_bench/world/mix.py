@@ -20,7 +20,7 @@ from lavida_bench.model import prompts
 from lavida_bench.model.tokens import chat_prompt
 from lavida_bench.tasks import chartqa, mmmu
 from lavida_bench.world.edits import sample_edit
-from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION, describe
+from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION, describe, mmmu_answer
 from lavida_bench.world.language import (GENEVAL_TAGS, geneval_caption, grounding_answer, layout_text,
                                          questions, refer)
 from lavida_bench.world.scene import sample_scene
@@ -111,7 +111,7 @@ def task_question_example(rng: np.random.Generator, side: int) -> Example:
         pick = qa[int(rng.integers(len(qa)))]
         return question_example(chartqa.build_prompt(pick.question), scene.image(), pick.answer)
     question = mmmu.build_prompt(MMMU_QUESTION, list(MMMU_CHOICES), "multiple-choice")
-    return question_example(question, scene.image(), mmmu.letters(len(MMMU_CHOICES))[len(scene.objects) - 1])
+    return question_example(question, scene.image(), mmmu_answer(scene))
 
 
 def dense_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
