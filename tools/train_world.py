@@ -3,11 +3,15 @@
     python tools/train_world.py --out assets/world-run --seed 0
     python tools/train_world.py --out assets/tuned --seed 0 --tune-steps 2000 --continue-from assets/world-run
 
+    python tools/train_world.py --out assets/world-run --seed 0 --resume    # after a kill
+
 Writes <out>/checkpoint (release layout), <out>/early, <out>/loss.jsonl and <out>/train.json.
 With --continue-from, a finished run of the same settings stands for the first stages and only
-the tuning stage runs (the same weights as the one command without it).
-Exit codes: 0 trained, 2 bad arguments, a base run that does not match, or an output folder that
-already holds a run.
+the tuning stage runs (the same weights as the one command without it). With --resume, a killed
+run goes on from its last snapshot in <out>/resume (the same options it was started with; the
+same weights as an uninterrupted run).
+Exit codes: 0 trained, 2 bad arguments, a base run that does not match, an output folder that
+already holds a run, or nothing to resume.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder (must not hold a previous run)")
     p.add_argument("--continue-from", help="a finished run folder (same settings, no tuning) to tune")
+    p.add_argument("--resume", action="store_true", help="go on from the last snapshot of a killed run in --out")
     for field in dataclasses.fields(RunSettings):
         p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                        help=HELP.get(field.name))
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]),
-                             continue_from=args.continue_from)
+                             continue_from=args.continue_from, resume=args.resume)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"train_world: {err}", file=sys.stderr)
         return 2

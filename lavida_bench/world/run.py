@@ -26,9 +26,10 @@ from lavida_bench.model.config import LavidaConfig
 from lavida_bench.model.network import LavidaNetwork
 from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
-from lavida_bench.model.vq import VQTokenizer
-from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config
+from lavida_bench.model.vq import VQTokenizer, vq_from_config
+from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config, micro_vq_config
 from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
+from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import VISION_PREFIXES, pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
@@ -128,18 +129,32 @@ def build_network(settings: RunSettings, tokenizer, config: LavidaConfig | None 
 class LossLog:
     """`loss.jsonl`, one flushed line per step, and the running means the progress bar shows."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keep: int = 0, seconds: float = 0.0):
+        """`keep` lines of an existing log stay (a resumed run's, up to its snapshot; the lines
+        after it are written again); its clock starts at `seconds`."""
+        kept = path.read_text(encoding="utf-8").splitlines()[:keep] if keep else []
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self.file = open(path, "a", encoding="utf-8")
+        self.lines = len(kept)
         self.recent: dict[str, list[float]] = {}
-        self.start = time.monotonic()
+        for record in map(json.loads, kept):
+            self.remember(record)
+        self.start = time.monotonic() - seconds
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.start
 
     def write(self, stage: str, step: int, values: dict[str, Any]) -> None:
-        record = {"stage": stage, "step": step, "seconds": round(time.monotonic() - self.start, 1), **values}
+        record = {"stage": stage, "step": step, "seconds": round(self.seconds(), 1), **values}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
-        if "task" in values:
-            self.recent.setdefault(values["task"], []).append(values["loss"])
-            self.recent[values["task"]] = self.recent[values["task"]][-50:]
+        self.lines += 1
+        self.remember(record)
+
+    def remember(self, record: dict[str, Any]) -> None:
+        if "task" in record:
+            self.recent.setdefault(record["task"], []).append(record["loss"])
+            self.recent[record["task"]] = self.recent[record["task"]][-50:]
 
     def means(self) -> dict[str, float]:
         return {task: round(float(np.mean(v)), 3) for task, v in sorted(self.recent.items())}
@@ -195,15 +210,26 @@ def training_step(opt: torch.optim.Optimizer, trainer: WorldTrainer, batch: list
     return loss.detach()
 
 
-def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out: Path, log: LossLog) -> None:
-    """Run `stage` with a fresh optimizer; the first stage keeps its `early_step` weights."""
+def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out: Path, log: LossLog,
+                progress: Progress) -> None:
+    """Run `stage` with a fresh optimizer, or go on from its snapshot; the first stage keeps its
+    `early_step` weights."""
     from tqdm import tqdm
 
+    if progress.finished(stage.name):
+        return
+    progress.begin()
     rng = np.random.default_rng(stage.seed)
     gen = torch.Generator().manual_seed(stage.seed + 1)
     net = trainer.net.train()
     opt = optimizer(net, settings)
-    bar = tqdm(range(1, stage.steps + 1), desc=stage.name, unit="step")
+    start = progress.start_step(stage.name)
+    if start:
+        states = progress.states()
+        opt.load_state_dict(states["optimizer"])
+        gen.set_state(states["generator"])
+        rng.bit_generator.state = progress.snapshot.numpy_rng
+    bar = tqdm(range(start + 1, stage.steps + 1), desc=stage.name, unit="step", initial=start, total=stage.steps)
     for step in bar:
         task = sample_task(rng, stage.mix)
         size = settings.image_batch if trained_as(task) in IMAGE_TASKS else settings.text_batch
@@ -214,6 +240,10 @@ def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out:
         bar.set_postfix(log.means(), refresh=False)
         if stage.before == 0 and step == settings.early_step:
             save(net, trainer.vq, trainer.tokenizer, out / "early", provenance(settings, step))
+        if step % SNAPSHOT_EVERY == 0 or step == stage.steps:
+            progress.save(stage.name, step, step == stage.steps, log.lines, log.seconds(),
+                          {"network": net.state_dict()}, {"optimizer": opt.state_dict(), "generator": gen.get_state()},
+                          rng.bit_generator.state)
     net.eval()
 
 
@@ -240,59 +270,85 @@ def weights_fingerprint(folder: Path) -> dict[str, str]:
 
 
 def train_world(settings: RunSettings, out: str | Path, command: str = "",
-                continue_from: str | Path | None = None) -> dict[str, Any]:
+                continue_from: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
     """Run every stage into `out` (which must not hold a previous run); returns train.json's content.
     `continue_from`: a finished run of these settings without tuning (`check_base`); its weights
-    stand for the first stages, and only the tuning stage runs."""
+    stand for the first stages, and only the tuning stage runs. `resume`: go on from the last
+    snapshot of a killed run in `out` (`world/snapshot.py`), started with these settings and base;
+    the weights are those of the uninterrupted run, and train.json records the original command."""
     out = Path(out)
-    if (out / "train.json").exists() or (out / "loss.jsonl").exists():
-        raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder")
-    base = check_base(settings, Path(continue_from)) if continue_from is not None else None
+    base_path = None if continue_from is None else str(continue_from)
+    if resume:
+        progress = Progress.resume(out, asdict(settings), base_path)
+    elif (out / "train.json").exists() or (out / "loss.jsonl").exists():
+        raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
+                              f"or resume a killed run")
+    else:
+        units = ([] if base_path else ["vq", "vision"]) + [s.name for s in stages(settings)[1 if base_path else 0:]]
+        progress = Progress.fresh(out, asdict(settings), base_path, command, units)
+    base = check_base(settings, Path(base_path)) if base_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    log = LossLog(out / "loss.jsonl")
-    started = time.monotonic()
-    trainer = base_trainer(settings, log, out) if base is None else continued_trainer(settings, Path(continue_from), out)
-    first_seconds = time.monotonic() - started
+    log = LossLog(out / "loss.jsonl", progress.snapshot.log_lines, progress.snapshot.seconds)
+    if base is None:
+        trainer = base_trainer(settings, log, progress)
+        train_stage(settings, stages(settings)[0], trainer, out, log, progress)
+    else:
+        trainer = continued_trainer(settings, Path(base_path), out, progress)
+    first_seconds = log.seconds()
     for stage in stages(settings)[1:]:  # the first stage is the base trainer's, or the base run's
-        train_stage(settings, stage, trainer, out, log)
+        train_stage(settings, stage, trainer, out, log, progress)
     save(trainer.net, trainer.vq, trainer.tokenizer, out / "checkpoint",
          provenance(settings, settings.steps + settings.tune_steps))
-    seconds = {"first_stages" if base is None else "loading": round(first_seconds, 1),
-               "total": round(time.monotonic() - started, 1)}
-    record = {"command": command, "settings": asdict(settings), "world_side": WORLD_SIDE, "seconds": seconds,
-              "final_losses": log.means(),
+    seconds = {"first_stages" if base is None else "loading": round(first_seconds, 1), "total": round(log.seconds(), 1)}
+    record = {"command": progress.snapshot.command, "settings": asdict(settings), "world_side": WORLD_SIDE,
+              "seconds": seconds, "final_losses": log.means(),
               "fingerprint": {"checkpoint": weights_fingerprint(out / "checkpoint"),
                               "early": weights_fingerprint(out / "early")}}
+    if progress.snapshot.resumed_at:
+        record["resumed_at"] = progress.snapshot.resumed_at
     if base is not None:
         record["continued_from"] = {k: base[k] for k in ("command", "seconds", "final_losses", "fingerprint")}
     log.close()
     (out / "train.json").write_text(json.dumps(record, indent=2))
+    progress.remove()
     return record
 
 
-def base_trainer(settings: RunSettings, log: LossLog, out: Path) -> WorldTrainer:
-    """Tokenizer, VQ, vision pretraining and the first network stage, from the seed."""
+def base_trainer(settings: RunSettings, log: LossLog, progress: Progress) -> WorldTrainer:
+    """Tokenizer, VQ and vision pretraining from the seed, each from the snapshot when it has them."""
     tokenizer = tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
-    with StageLog(log, "vq", settings.vq_steps) as vq_log:
-        vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
+    if progress.finished("vq"):
+        vq = VQTokenizer(vq_from_config(micro_vq_config()).eval())
+        vq.model.load_state_dict(progress.tensors("vq"))
+    else:
+        with StageLog(log, "vq", settings.vq_steps) as vq_log:
+            vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
+        progress.save("vq", settings.vq_steps, True, log.lines, log.seconds(), {"vq": vq.model.state_dict()})
     vq.model.requires_grad_(False)
+    if not progress.finished("vision"):
+        progress.begin()
     network = build_network(settings, tokenizer)
-    with StageLog(log, "vision", settings.vision_steps) as vision_log:
-        pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
-    trainer = WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight,
-                           settings.object_masks)
-    train_stage(settings, stages(settings)[0], trainer, out, log)
-    return trainer
+    if progress.finished("vision"):
+        network.load_state_dict(progress.tensors("network"))
+    else:
+        with StageLog(log, "vision", settings.vision_steps) as vision_log:
+            pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
+        progress.save("vision", settings.vision_steps, True, log.lines, log.seconds(), {"network": network.state_dict()})
+    return WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight,
+                        settings.object_masks)
 
 
-def continued_trainer(settings: RunSettings, base: Path, out: Path) -> WorldTrainer:
-    """The trainer over a finished run's final weights; its `early/` is copied as this run's."""
+def continued_trainer(settings: RunSettings, base: Path, out: Path, progress: Progress) -> WorldTrainer:
+    """The trainer over a finished run's final weights (or the snapshot's); its `early/` is copied
+    as this run's."""
     ck = load_checkpoint(base / "checkpoint")
     ck.network.requires_grad_(True)  # the loader hands out frozen weights, for inference
     ck.vq.model.requires_grad_(False)
-    shutil.copytree(base / "early", out / "early")
+    if progress.tensors("network") is not None:
+        ck.network.load_state_dict(progress.tensors("network"))
+    shutil.copytree(base / "early", out / "early", dirs_exist_ok=True)
     return WorldTrainer(ck.network, ck.vq, ck.tokenizer, ck.ids, settings.object_weight, settings.object_masks)
 
 

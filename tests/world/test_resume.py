@@ -1,0 +1,142 @@
+"""A killed training run resumes from its last snapshot and ends with the uninterrupted run's
+weights and loss log: what lets a run longer than one sitting (the full world run takes hours on
+2 cores) be finished, and what `--resume` promises."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import lavida_bench.world.run as run
+import lavida_bench.world.vqtrain as vqtrain
+from lavida_bench.world.run import RunSettings, train_world
+from lavida_bench.world.snapshot import Progress
+
+TUNED = RunSettings(seed=5, vq_steps=3, vision_steps=2, steps=4, early_step=2, text_batch=2, image_batch=2,
+                    tune_steps=3, tune_lr=1e-3)
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def log_lines(folder: Path) -> list[dict]:
+    """loss.jsonl without its wall-clock field."""
+    lines = [json.loads(x) for x in (folder / "loss.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in x.items() if k != "seconds"} for x in lines]
+
+
+def kill_at_update(monkeypatch, n: int) -> None:
+    """The run dies just before its `n`-th network update (stages counted together)."""
+    real, calls = run.training_step, [0]
+
+    def step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "training_step", step)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_patch_vocabulary():
+    """Every run here builds its VQ's vocabulary from 200 scenes, not 3,000 (2 s, not 10)."""
+    real = vqtrain.patch_vocabulary
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(vqtrain, "patch_vocabulary", lambda rng: real(rng, 200))
+        yield
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    train_world(TUNED, folder, command="whole")
+    return folder
+
+
+@pytest.mark.parametrize("update, resumed_at", [
+    (4, {"unit": "network", "step": 2}),  # inside the first stage: steps 3 and 4 are done again
+    (5, {"unit": "network", "step": 4}),  # between stages: the tuning stage starts fresh
+    (7, {"unit": "tune", "step": 2}),  # inside the tuning stage
+])
+def test_a_run_killed_in_a_network_stage_resumes_to_the_same_weights(tmp_path, monkeypatch, whole, update,
+                                                                      resumed_at) -> None:
+    monkeypatch.setattr(run, "SNAPSHOT_EVERY", 2)
+    with monkeypatch.context() as m:
+        kill_at_update(m, update)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run", command="first")
+    assert not (tmp_path / "run" / "train.json").exists()
+    record = train_world(TUNED, tmp_path / "run", command="ignored", resume=True)
+    expected = json.loads((whole / "train.json").read_text())
+    assert record["fingerprint"] == expected["fingerprint"]
+    assert record["final_losses"] == expected["final_losses"]
+    assert log_lines(tmp_path / "run") == log_lines(whole)  # the steps after the snapshot are not logged twice
+    assert record["command"] == "first" and record["resumed_at"] == [resumed_at]
+    assert not (tmp_path / "run" / "resume").exists()
+
+
+def test_a_run_killed_in_vision_pretraining_keeps_its_vq(tmp_path, monkeypatch, whole) -> None:
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(run, "pretrain_vision", killed)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run")
+    with monkeypatch.context() as m:  # the VQ comes from the snapshot: training it again would fail
+        m.setattr(run, "train_vq", killed)
+        record = train_world(TUNED, tmp_path / "run", resume=True)
+    assert record["fingerprint"] == json.loads((whole / "train.json").read_text())["fingerprint"]
+    assert log_lines(tmp_path / "run") == log_lines(whole)
+    assert record["resumed_at"] == [{"unit": "vq", "step": 3}]
+
+
+def test_a_continued_run_resumes_too(tmp_path, monkeypatch, whole) -> None:
+    base = replace(TUNED, tune_steps=0)
+    train_world(base, tmp_path / "base")
+    monkeypatch.setattr(run, "SNAPSHOT_EVERY", 2)
+    with monkeypatch.context() as m:
+        kill_at_update(m, 3)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run", continue_from=tmp_path / "base")
+    record = train_world(TUNED, tmp_path / "run", continue_from=tmp_path / "base", resume=True)
+    assert record["fingerprint"] == json.loads((whole / "train.json").read_text())["fingerprint"]
+    assert record["resumed_at"] == [{"unit": "tune", "step": 2}]
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, monkeypatch, whole) -> None:
+    with pytest.raises(FileNotFoundError, match="nothing to resume .it has finished"):
+        train_world(TUNED, whole, resume=True)
+    with pytest.raises(FileNotFoundError, match="no snapshot was written"):
+        train_world(TUNED, tmp_path / "empty", resume=True)
+    with monkeypatch.context() as m:
+        kill_at_update(m, 1)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run")
+    with pytest.raises(ValueError, match=r"other settings \(\['lr', 'seed'\]\)"):
+        train_world(replace(TUNED, lr=1e-3, seed=6), tmp_path / "run", resume=True)
+    with pytest.raises(ValueError, match="base run"):
+        train_world(TUNED, tmp_path / "run", continue_from=whole, resume=True)
+    with pytest.raises(FileExistsError, match="resume a killed run"):
+        train_world(TUNED, tmp_path / "run")
+
+
+def test_resuming_puts_the_global_generator_where_the_snapshot_left_it(tmp_path) -> None:
+    """Vision pretraining draws its head's initial weights from torch's global generator."""
+    progress = Progress.fresh(tmp_path, {"seed": 1}, None, "cmd", ["vq", "vision"])
+    torch.manual_seed(3)
+    progress.save("vq", 5, True, 0, 0.0, {"vq": {"w": torch.ones(2)}})
+    expected = torch.rand(4)
+    torch.manual_seed(4)
+    resumed = Progress.resume(tmp_path, {"seed": 1}, None)
+    assert resumed.finished("vq") and not resumed.finished("vision") and resumed.start_step("vision") == 0
+    assert torch.equal(resumed.tensors("vq")["w"], torch.ones(2))
+    resumed.begin()
+    assert torch.equal(torch.rand(4), expected)
+    resumed.begin()  # once only
+    assert not torch.equal(torch.rand(4), expected)
