@@ -5,7 +5,8 @@ interval. Metrics that are not means of per-sample values (macro averages over g
 their own statistic, and the bootstrap resamples within each group so group sizes are kept.
 One exception: a 0/1 metric on which every sample agrees. Resampling identical values gives a
 zero-width interval (a demo run printed MMMU "1.00 [1.00, 1.00]", n = 24), which claims a
-certainty no sample count gives; there the interval is Clopper-Pearson's exact one.
+certainty no sample count gives; there the interval is Clopper-Pearson's exact one. (Paired
+differences of 0/1 scores that are all zero get the same treatment: reports/paired.py.)
 """
 from __future__ import annotations
 
@@ -33,11 +34,16 @@ def mean_metric(values: Sequence[float], seed: int = 0, n_boot: int = N_BOOTSTRA
     return Metric(float(x.mean()), float(lo), float(hi), int(x.size))
 
 
+def no_event_bound(n: int, tail: float = (1 - CI_LEVEL) / 2) -> float:
+    """Clopper-Pearson's upper bound on a rate of which `n` draws showed no event: the rate at
+    which seeing none has probability `tail`."""
+    return 1 - tail ** (1 / n)
+
+
 def unanimous_metric(value: float, n: int) -> Metric:
-    """`n` samples all 0 or all 1: the exact (Clopper-Pearson) interval, whose far end is the rate
-    at which all `n` agreeing has probability (1 - CI_LEVEL) / 2."""
-    bound = ((1 - CI_LEVEL) / 2) ** (1 / n)
-    return Metric(value, bound, 1.0, n) if value == 1.0 else Metric(value, 0.0, 1 - bound, n)
+    """`n` samples all 0 or all 1: the exact (Clopper-Pearson) interval."""
+    bound = no_event_bound(n)
+    return Metric(value, 1 - bound, 1.0, n) if value == 1.0 else Metric(value, 0.0, bound, n)
 
 
 def macro_metric(groups: dict[str, Sequence[float]], seed: int = 0,

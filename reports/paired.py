@@ -7,7 +7,12 @@ over a field, a factor). `estimator_for` turns that into an `Estimator`; a metri
 
 With an estimator, `paired_difference` resamples the shared sample ids (within groups for a
 macro mean, keeping group sizes, as lavida_bench/stats.py does) and gives the difference with a
-95% percentile-bootstrap interval.
+95% percentile-bootstrap interval. One exception, as for a unanimous metric in stats.py: when
+two runs' 0/1 scores agree on every shared sample, resampling gives [0, 0], a certainty that no
+sample count gives. The difference of two 0/1 rates is at most the rate at which they disagree,
+so there the interval is +-(Clopper-Pearson's upper bound on that rate after no disagreement in
+n); for a macro mean, the mean of the groups' bounds, each at a tail shared among the groups
+(Bonferroni), so all hold together at 95%.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from lavida_bench.stats import CI_LEVEL
+from lavida_bench.stats import CI_LEVEL, no_event_bound
 from lavida_bench.tasks.base import is_number  # the same test aggregate_declared applies
 
 N_BOOTSTRAP = 2000
@@ -106,6 +111,10 @@ def paired_difference(est: Estimator, base: Mapping[str, Mapping[str, Any]],
         boots += dg[rng.integers(0, dg.size, size=(n_boot, dg.size))].mean(axis=1)
     boots *= est.factor / len(labels)
     lo, hi = np.quantile(boots, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2])
+    if not d.any() and np.isin(np.concatenate([b, n]), (0.0, 1.0)).all():
+        tail = (1 - CI_LEVEL) / 2 / len(labels)
+        bound = est.factor * float(np.mean([no_event_bound(int((groups == g).sum()), tail) for g in labels]))
+        lo, hi = -bound, bound
     return PairedDiff(est.statistic(b, groups), est.statistic(n, groups),
                       est.statistic(d, groups), float(lo), float(hi), len(ids))
 

@@ -171,6 +171,23 @@ def test_estimator_is_the_declared_decomposition(tmp_path: Path):
     assert (d.base, d.new, d.delta, d.n) == (pytest.approx(0.55), pytest.approx(0.8), pytest.approx(0.25), 30)
 
 
+def test_runs_that_agree_on_every_sample_get_an_exact_interval_not_zero_width():
+    """Two runs with the same 0/1 score on each of 24 samples: the bootstrap says [0, 0]. The
+    difference is at most the rate at which they disagree, and no disagreement in 24 bounds that
+    rate by 1 - 0.025^(1/24) = 0.142 (Clopper-Pearson); a macro over two groups of 12 splits the
+    tail: 1 - 0.0125^(1/12) = 0.306."""
+    scores = {f"s{i}": {"correct": float(i % 3 == 0), "tag": "ab"[i % 2]} for i in range(24)}
+    d = paired_difference(Estimator("correct"), scores, scores)
+    assert (d.delta, d.n) == (0.0, 24)
+    assert d.ci_high == pytest.approx(1 - 0.025 ** (1 / 24)) == -d.ci_low
+    macro = paired_difference(Estimator("correct", macro="tag", factor=100), scores, scores)
+    assert macro.ci_high == pytest.approx(100 * (1 - 0.0125 ** (1 / 12))) == -macro.ci_low
+    graded = {k: {**v, "correct": 0.5} for k, v in scores.items()}  # not 0/1: the bootstrap's [0, 0] stands
+    assert paired_difference(Estimator("correct"), graded, graded).ci_high == 0.0
+    one_differs = {**scores, "s1": {**scores["s1"], "correct": 1.0}}
+    assert paired_difference(Estimator("correct"), scores, one_differs).ci_low == 0.0  # the bootstrap's
+
+
 def test_write_comparison_files(tmp_path: Path):
     from lavida_bench.reports import write_comparison
 
