@@ -1,5 +1,5 @@
-"""What `run` prints when it finishes: the headline metric of every task x variant, with its 95%
-interval and sample count, like the results table lmms-eval prints."""
+"""What `run` prints when it finishes: the headline metric of every task x variant, with its scale,
+direction, 95% interval and sample count, like the results table lmms-eval prints."""
 from __future__ import annotations
 
 import math
@@ -27,6 +27,12 @@ def fmt(x: Any) -> str:
     return "-" if not isinstance(x, (int, float)) or math.isnan(x) else f"{x:.4g}"
 
 
+def sample_count(m: Mapping[str, Any]) -> str:
+    """n, with the metric's minimum where n is below it (too few samples for `compare` to judge)."""
+    n, least = int(m.get("n", 0)), m.get("min_n")
+    return f"{n} (min {least})" if isinstance(least, int) and n < least else str(n)
+
+
 def results_rows(results: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for task, variants in task_entries(results).items():
@@ -35,14 +41,16 @@ def results_rows(results: Mapping[str, Any]) -> list[list[str]]:
             name = headline(metrics)
             m = metrics.get(name, {}) if name else {}
             errors = error_count(counts)
-            rows.append([task, variant, name or "-", fmt(m.get("value")),
-                         f"[{fmt(m.get('ci_low'))}, {fmt(m.get('ci_high'))}]", str(m.get("n", 0)), str(errors)])
+            better = m.get("direction") if m.get("direction") in ("higher", "lower") else "-"
+            rows.append([task, variant, name or "-", str(m.get("scale") or "-"), better, fmt(m.get("value")),
+                         f"[{fmt(m.get('ci_low'))}, {fmt(m.get('ci_high'))}]", sample_count(m), str(errors)])
     return rows
 
 
 def results_table(results: Mapping[str, Any]) -> str:
-    """A plain-text table, one row per task x variant."""
-    header = ["task", "variant", "metric", "value", "95% CI", "n", "errors"]
+    """A plain-text table, one row per task x variant: each value with its scale, which way is
+    better, its 95% interval and its sample count."""
+    header = ["task", "variant", "metric", "scale", "better", "value", "95% CI", "n", "errors"]
     rows = [header] + results_rows(results)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)

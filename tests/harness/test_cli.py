@@ -61,9 +61,10 @@ def test_run_prints_results_table_writes_reports_log_and_full_records(tmp_path, 
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["task", "variant", "metric", "value", "95%", "CI", "n", "errors"]
+    assert lines[0].split() == ["task", "variant", "metric", "scale", "better", "value", "95%", "CI", "n", "errors"]
     chartqa = next(line.split() for line in lines if line.startswith("chartqa"))
-    assert chartqa[:3] == ["chartqa", "plain", "acc"] and chartqa[-2:] == [str(CHARTQA_SAMPLES), "0"]
+    assert chartqa[:5] == ["chartqa", "plain", "acc", "0-1", "higher"]
+    assert chartqa[-4:] == [str(CHARTQA_SAMPLES), "(min", "30)", "0"]  # fewer samples than compare needs
     assert any(line.startswith("refcoco") and " steps1 " in line for line in lines)
     run_dir = tmp_path / "run"
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
