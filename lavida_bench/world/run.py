@@ -316,12 +316,22 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     return record
 
 
+def world_tokenizer(settings: RunSettings):
+    """The tokenizer with merges learned from the world's texts (the seed's own corpus)."""
+    return tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
+
+
+def snapshot_vq(progress: Progress) -> VQTokenizer:
+    vq = VQTokenizer(vq_from_config(micro_vq_config()).eval())
+    vq.model.load_state_dict(progress.tensors("vq"))
+    return vq
+
+
 def base_trainer(settings: RunSettings, log: LossLog, progress: Progress) -> WorldTrainer:
     """Tokenizer, VQ and vision pretraining from the seed, each from the snapshot when it has them."""
-    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(settings.seed + 1), WORLD_SIDE))
+    tokenizer = world_tokenizer(settings)
     if progress.finished("vq"):
-        vq = VQTokenizer(vq_from_config(micro_vq_config()).eval())
-        vq.model.load_state_dict(progress.tensors("vq"))
+        vq = snapshot_vq(progress)
     else:
         with StageLog(log, "vq", settings.vq_steps) as vq_log:
             vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
@@ -350,6 +360,28 @@ def continued_trainer(settings: RunSettings, base: Path, out: Path, progress: Pr
         ck.network.load_state_dict(progress.tensors("network"))
     shutil.copytree(base / "early", out / "early", dirs_exist_ok=True)
     return WorldTrainer(ck.network, ck.vq, ck.tokenizer, ck.ids, settings.object_weight, settings.object_masks)
+
+
+def export_snapshot(run: str | Path, dest: str | Path) -> Path:
+    """The latest snapshot of a run in progress as a checkpoint folder in the release layout, to
+    evaluate a run before it ends. Its provenance names the steps trained so far."""
+    run = Path(run)
+    progress = Progress.read(run)
+    snap = progress.snapshot
+    if "network" not in snap.files:
+        raise ValueError(f"{run / 'resume'}: the snapshot is from before the network exists ({snap.unit})")
+    settings = RunSettings(**snap.settings)
+    if snap.continue_from is None:
+        tokenizer, vq = world_tokenizer(settings), snapshot_vq(progress)
+    else:
+        base = load_checkpoint(Path(snap.continue_from) / "checkpoint")
+        tokenizer, vq = base.tokenizer, base.vq
+    network = LavidaNetwork(micro_config(len(tokenizer)))
+    network.load_state_dict(progress.tensors("network"))
+    stage = next((s for s in stages(settings) if s.name == snap.unit), None)
+    steps = 0 if stage is None else stage.before + snap.step
+    save(network, vq, tokenizer, Path(dest), {**provenance(settings, steps), "snapshot_of": str(run)})
+    return Path(dest)
 
 
 TUNING = ("tune_steps", "tune_lr")  # the settings a continued run may add to its base's

@@ -65,22 +65,28 @@ class Progress:
         return cls(run, Snapshot(settings, continue_from, command, units))
 
     @classmethod
-    def resume(cls, run: Path, settings: dict[str, Any], continue_from: str | None) -> "Progress":
-        """The run's last snapshot, after checking that it was taken with these settings and base."""
+    def read(cls, run: Path) -> "Progress":
+        """The run's last snapshot."""
         path = run / "resume" / STATE
         if not path.is_file():
             why = "it has finished (train.json)" if (run / "train.json").exists() else "no snapshot was written"
             raise FileNotFoundError(f"{path}: nothing to resume ({why})")
         try:
-            snapshot = Snapshot(**json.loads(path.read_text(encoding="utf-8")))
+            return cls(run, Snapshot(**json.loads(path.read_text(encoding="utf-8"))))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: not a snapshot of this version ({err})") from None
+
+    @classmethod
+    def resume(cls, run: Path, settings: dict[str, Any], continue_from: str | None) -> "Progress":
+        """The run's last snapshot, after checking that it was taken with these settings and base."""
+        progress = cls.read(run)
+        snapshot, path = progress.snapshot, run / "resume" / STATE
         differ = sorted(k for k in settings if snapshot.settings.get(k) != settings[k])
         if differ or snapshot.continue_from != continue_from:
             raise ValueError(f"{path}: the run was started with other settings ({differ}) or base run "
                              f"({snapshot.continue_from!r}); resume it with the options it was started with")
         snapshot.resumed_at.append({"unit": snapshot.unit, "step": snapshot.step})
-        return cls(run, snapshot)
+        return progress
 
     def finished(self, unit: str) -> bool:
         s = self.snapshot

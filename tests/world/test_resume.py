@@ -15,12 +15,18 @@ import lavida_bench.world.vqtrain as vqtrain
 from lavida_bench.world.run import RunSettings, train_world
 from lavida_bench.world.snapshot import Progress
 
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+
 TUNED = RunSettings(seed=5, vq_steps=3, vision_steps=2, steps=4, early_step=2, text_batch=2, image_batch=2,
                     tune_steps=3, tune_lr=1e-3)
 
 
 class Killed(Exception):
     """Stands for the process being killed."""
+
+
+def killed(*args, **kwargs):
+    raise Killed
 
 
 def log_lines(folder: Path) -> list[dict]:
@@ -81,9 +87,6 @@ def test_a_run_killed_in_a_network_stage_resumes_to_the_same_weights(tmp_path, m
 
 
 def test_a_run_killed_in_vision_pretraining_keeps_its_vq(tmp_path, monkeypatch, whole) -> None:
-    def killed(*args, **kwargs):
-        raise Killed
-
     with monkeypatch.context() as m:
         m.setattr(run, "pretrain_vision", killed)
         with pytest.raises(Killed):
@@ -140,3 +143,34 @@ def test_resuming_puts_the_global_generator_where_the_snapshot_left_it(tmp_path)
     assert torch.equal(torch.rand(4), expected)
     resumed.begin()  # once only
     assert not torch.equal(torch.rand(4), expected)
+
+
+def test_a_run_in_progress_exports_its_snapshot_as_a_checkpoint(tmp_path, monkeypatch, whole) -> None:
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    from lavida_bench.model.checkpoint import load_checkpoint
+
+    monkeypatch.setattr(run, "SNAPSHOT_EVERY", 2)
+    with monkeypatch.context() as m:
+        kill_at_update(m, 7)  # the snapshot: tuning stage, step 2 (4 + 2 network steps)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run")
+    ck = load_checkpoint(run.export_snapshot(tmp_path / "run", tmp_path / "exported"))
+    assert ck.provenance["trained_steps"] == 6 and ck.provenance["snapshot_of"] == str(tmp_path / "run")
+    saved = load_file(next((tmp_path / "run" / "resume").glob("network-tune-2.safetensors")))
+    assert all(torch.equal(ck.network.state_dict()[k], v) for k, v in saved.items())
+    assert torch.equal(ck.vq.model.state_dict()["quantize.embedding.weight"],
+                       load_checkpoint(whole / "checkpoint").vq.model.state_dict()["quantize.embedding.weight"])
+
+    spec = importlib.util.spec_from_file_location("export_snapshot", TOOLS / "export_snapshot.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(whole), str(tmp_path / "x")]) == 2  # finished: nothing to export
+    with monkeypatch.context() as m:
+        m.setattr(run, "pretrain_vision", killed)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "early_kill")
+    with pytest.raises(ValueError, match="before the network exists"):
+        run.export_snapshot(tmp_path / "early_kill", tmp_path / "y")
