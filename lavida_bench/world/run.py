@@ -356,8 +356,9 @@ def continued_trainer(settings: RunSettings, base: Path, out: Path, progress: Pr
     ck = load_checkpoint(base / "checkpoint")
     ck.network.requires_grad_(True)  # the loader hands out frozen weights, for inference
     ck.vq.model.requires_grad_(False)
-    if progress.tensors("network") is not None:
-        ck.network.load_state_dict(progress.tensors("network"))
+    snapshot = progress.tensors("network")
+    if snapshot is not None:
+        ck.network.load_state_dict(snapshot)
     shutil.copytree(base / "early", out / "early", dirs_exist_ok=True)
     return WorldTrainer(ck.network, ck.vq, ck.tokenizer, ck.ids, settings.object_weight, settings.object_masks)
 
