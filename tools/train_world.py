@@ -4,14 +4,17 @@
     python tools/train_world.py --out assets/tuned --seed 0 --tune-steps 2000 --continue-from assets/world-run
 
     python tools/train_world.py --out assets/world-run --seed 0 --resume    # after a kill
+    python tools/train_world.py --out assets/world-run --export-snapshot assets/so-far   # while it runs
 
 Writes <out>/checkpoint (release layout), <out>/early, <out>/loss.jsonl and <out>/train.json.
 With --continue-from, a finished run of the same settings stands for the first stages and only
 the tuning stage runs (the same weights as the one command without it). With --resume, a killed
 run goes on from its last snapshot in <out>/resume (the same options it was started with; the
-same weights as an uninterrupted run).
-Exit codes: 0 trained, 2 bad arguments, a base run that does not match, an output folder that
-already holds a run, or nothing to resume.
+same weights as an uninterrupted run). With --export-snapshot DEST, nothing trains: the latest
+snapshot of the run in <out> is written to DEST as a checkpoint folder, to evaluate the run
+before it ends (tools/eval_world.py DEST).
+Exit codes: 0 trained (or exported), 2 bad arguments, a base run that does not match, an output
+folder that already holds a run, or no snapshot to resume or export.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run folder (must not hold a previous run)")
     p.add_argument("--continue-from", help="a finished run folder (same settings, no tuning) to tune")
     p.add_argument("--resume", action="store_true", help="go on from the last snapshot of a killed run in --out")
+    p.add_argument("--export-snapshot", metavar="DEST", help="write the latest snapshot of the run in --out to DEST "
+                   "as a checkpoint folder, and stop (the other options are ignored)")
     for field in dataclasses.fields(RunSettings):
         p.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
                        help=HELP.get(field.name))
@@ -58,9 +63,12 @@ def settings_from(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    from lavida_bench.world.run import train_world
+    from lavida_bench.world.run import export_snapshot, train_world
 
     try:
+        if args.export_snapshot:
+            print(f"exported: {export_snapshot(args.out, args.export_snapshot)}")
+            return 0
         settings = settings_from(args)
         record = train_world(settings, args.out, command=shlex.join(["python", "tools/train_world.py", *argv]),
                              continue_from=args.continue_from, resume=args.resume)

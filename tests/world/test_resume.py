@@ -164,10 +164,12 @@ def test_a_run_in_progress_exports_its_snapshot_as_a_checkpoint(tmp_path, monkey
     assert torch.equal(ck.vq.model.state_dict()["quantize.embedding.weight"],
                        load_checkpoint(whole / "checkpoint").vq.model.state_dict()["quantize.embedding.weight"])
 
-    spec = importlib.util.spec_from_file_location("export_snapshot", TOOLS / "export_snapshot.py")
+    spec = importlib.util.spec_from_file_location("train_world", TOOLS / "train_world.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.main([str(whole), str(tmp_path / "x")]) == 2  # finished: nothing to export
+    assert tool.main(["--out", str(tmp_path / "run"), "--export-snapshot", str(tmp_path / "cli")]) == 0
+    assert load_checkpoint(tmp_path / "cli").provenance["trained_steps"] == 6
+    assert tool.main(["--out", str(whole), "--export-snapshot", str(tmp_path / "x")]) == 2  # finished: nothing
     with monkeypatch.context() as m:
         m.setattr(run, "pretrain_vision", killed)
         with pytest.raises(Killed):
