@@ -371,14 +371,16 @@ def export_snapshot(run: str | Path, dest: str | Path) -> Path:
     snap = progress.snapshot
     if "network" not in snap.files:
         raise ValueError(f"{run / 'resume'}: the snapshot is from before the network exists ({snap.unit})")
+    weights = progress.tensors("network")  # first: a snapshot written meanwhile deletes the earlier files
+    vq = snapshot_vq(progress) if snap.continue_from is None else None
     settings = RunSettings(**snap.settings)
-    if snap.continue_from is None:
-        tokenizer, vq = world_tokenizer(settings), snapshot_vq(progress)
-    else:
+    if vq is None:
         base = load_checkpoint(Path(snap.continue_from) / "checkpoint")
         tokenizer, vq = base.tokenizer, base.vq
+    else:
+        tokenizer = world_tokenizer(settings)
     network = LavidaNetwork(micro_config(len(tokenizer)))
-    network.load_state_dict(progress.tensors("network"))
+    network.load_state_dict(weights)
     stage = next((s for s in stages(settings) if s.name == snap.unit), None)
     steps = 0 if stage is None else stage.before + snap.step
     save(network, vq, tokenizer, Path(dest), {**provenance(settings, steps), "snapshot_of": str(run)})
