@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config, micro_vq_config
+from lavida_bench.world.losslog import LossLog, StageLog
 from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
 from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
@@ -126,64 +126,6 @@ def build_network(settings: RunSettings, tokenizer, config: LavidaConfig | None 
     return network
 
 
-class LossLog:
-    """`loss.jsonl`, one flushed line per step, and the running means the progress bar shows."""
-
-    def __init__(self, path: Path, keep: int = 0, seconds: float = 0.0):
-        """`keep` lines of an existing log stay (a resumed run's, up to its snapshot; the lines
-        after it are written again); its clock starts at `seconds`."""
-        kept = path.read_text(encoding="utf-8").splitlines()[:keep] if keep else []
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        self.file = open(path, "a", encoding="utf-8")
-        self.lines = len(kept)
-        self.recent: dict[str, list[float]] = {}
-        for record in map(json.loads, kept):
-            self.remember(record)
-        self.start = time.monotonic() - seconds
-
-    def seconds(self) -> float:
-        return time.monotonic() - self.start
-
-    def write(self, stage: str, step: int, values: dict[str, Any]) -> None:
-        record = {"stage": stage, "step": step, "seconds": round(self.seconds(), 1), **values}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        self.lines += 1
-        self.remember(record)
-
-    def remember(self, record: dict[str, Any]) -> None:
-        if "task" in record:
-            self.recent.setdefault(record["task"], []).append(record["loss"])
-            self.recent[record["task"]] = self.recent[record["task"]][-50:]
-
-    def means(self) -> dict[str, float]:
-        return {task: round(float(np.mean(v)), 3) for task, v in sorted(self.recent.items())}
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class StageLog:
-    """A stage's step callback: each step's values go to `loss.jsonl` and to a progress bar."""
-
-    def __init__(self, log: LossLog, stage: str, steps: int):
-        from tqdm import tqdm
-
-        self.log, self.stage = log, stage
-        self.bar = tqdm(total=steps, desc=stage, unit="step")
-
-    def __call__(self, step: int, values: dict[str, float]) -> None:
-        self.log.write(self.stage, step, {k: round(v, 5) for k, v in values.items()})
-        self.bar.update(1)
-        self.bar.set_postfix(values, refresh=False)
-
-    def __enter__(self) -> "StageLog":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-
-
 def optimizer(net: LavidaNetwork, settings: RunSettings) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters: the vision side (tower, resampler, projector) in its
     own group, whose learning rate is `vision_lr_scale` times the others' (`training_step`)."""
@@ -278,14 +220,8 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     the weights are those of the uninterrupted run, and train.json records the original command."""
     out = Path(out)
     base_path = None if continue_from is None else str(continue_from)
-    if resume:
-        progress = Progress.resume(out, asdict(settings), base_path)
-    elif (out / "train.json").exists() or (out / "loss.jsonl").exists():
-        raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
-                              f"or resume a killed run")
-    else:
-        units = ([] if base_path else ["vq", "vision"]) + [s.name for s in stages(settings)[1 if base_path else 0:]]
-        progress = Progress.fresh(out, asdict(settings), base_path, command, units)
+    progress = (Progress.resume(out, asdict(settings), base_path) if resume
+                else fresh_progress(settings, out, base_path, command))
     base = check_base(settings, Path(base_path)) if base_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
@@ -314,6 +250,15 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     (out / "train.json").write_text(json.dumps(record, indent=2))
     progress.remove()
     return record
+
+
+def fresh_progress(settings: RunSettings, out: Path, base_path: str | None, command: str) -> Progress:
+    """A new run's progress: nothing done yet. `out` must not hold a run."""
+    if (out / "train.json").exists() or (out / "loss.jsonl").exists():
+        raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
+                              f"or resume a killed run")
+    units = ([] if base_path else ["vq", "vision"]) + [s.name for s in stages(settings)[1 if base_path else 0:]]
+    return Progress.fresh(out, asdict(settings), base_path, command, units)
 
 
 def world_tokenizer(settings: RunSettings):

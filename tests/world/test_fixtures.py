@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from lavida_bench.app import build_tasks
 from lavida_bench.config import load_config
 from lavida_bench.model.tokens import chat_prompt
