@@ -29,7 +29,7 @@ from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config, micro_vq_config
 from lavida_bench.world.losslog import LossLog, StageLog
 from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
-from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress
+from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress, optimizer_tensors, restore_optimizer
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import VISION_PREFIXES, pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
@@ -168,7 +168,7 @@ def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out:
     start = progress.start_step(stage.name)
     if start:
         states = progress.states()
-        opt.load_state_dict(states["optimizer"])
+        restore_optimizer(opt, states)
         gen.set_state(states["generator"])
         rng.bit_generator.state = progress.snapshot.numpy_rng
     bar = tqdm(range(start + 1, stage.steps + 1), desc=stage.name, unit="step", initial=start, total=stage.steps)
@@ -184,7 +184,7 @@ def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out:
             save(net, trainer.vq, trainer.tokenizer, out / "early", provenance(settings, step))
         if step % SNAPSHOT_EVERY == 0 or step == stage.steps:
             progress.save(stage.name, step, step == stage.steps, log.lines, log.seconds(),
-                          {"network": net.state_dict()}, {"optimizer": opt.state_dict(), "generator": gen.get_state()},
+                          {"network": net.state_dict()}, {**optimizer_tensors(opt), "generator": gen.get_state()},
                           rng.bit_generator.state)
     net.eval()
 

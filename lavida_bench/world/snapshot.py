@@ -13,12 +13,11 @@ kill while writing leaves the previous snapshot whole (every file is fsynced bef
 inside them repeats that stage (at most the VQ stage's 22 minutes on this project's 2-core
 machine). A finished run deletes the folder.
 
-Weights are safetensors; the optimizer's moments and the generators' states go through
-`torch.save` and come back with `weights_only=True` (no pickled code).
+Every tensor, weights, optimizer moments and generator states alike, is stored as safetensors
+(no pickle); the rest is JSON.
 """
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -112,14 +111,17 @@ class Progress:
         name = self.snapshot.files.get(role)
         return load_file(self.folder / name) if name else None
 
-    def states(self) -> dict[str, Any]:
-        return torch.load(self.folder / self.snapshot.files["states"], weights_only=True)
+    def states(self) -> dict[str, torch.Tensor]:
+        """The generators' states ("torch_rng", "generator") and the optimizer's per-parameter
+        state ("optimizer.{index}.{name}")."""
+        return load_file(self.folder / self.snapshot.files["states"])
 
     def save(self, unit: str, step: int, done: bool, log_lines: int, seconds: float,
-             tensors: dict[str, dict[str, torch.Tensor]], states: dict[str, Any] | None = None,
+             tensors: dict[str, dict[str, torch.Tensor]], states: dict[str, torch.Tensor] | None = None,
              numpy_rng: dict[str, Any] | None = None) -> None:
-        """Write `tensors` (role -> state dict) and `states` with the global generator's, then point
-        `state.json` at them and at the earlier files it still needs; delete the rest."""
+        """Write `tensors` (role -> state dict) and `states` (`Progress.states`) with the global
+        generator's, then point `state.json` at them and at the earlier files it still needs;
+        delete the rest."""
         self.folder.mkdir(parents=True, exist_ok=True)
         s = self.snapshot
         s.unit, s.step, s.done, s.log_lines, s.seconds, s.numpy_rng = unit, step, done, log_lines, seconds, numpy_rng
@@ -127,10 +129,8 @@ class Progress:
         for role, sd in tensors.items():
             s.files[role] = f"{role}-{tag}.safetensors"
             write_atomic(self.folder / s.files[role], save({k: v.contiguous() for k, v in sd.items()}))
-        s.files["states"] = f"states-{tag}.pt"
-        buffer = io.BytesIO()
-        torch.save({**(states or {}), "torch_rng": torch.get_rng_state()}, buffer)
-        write_atomic(self.folder / s.files["states"], buffer.getvalue())
+        s.files["states"] = f"states-{tag}.safetensors"
+        write_atomic(self.folder / s.files["states"], save({**(states or {}), "torch_rng": torch.get_rng_state()}))
         write_atomic(self.folder / STATE, json.dumps(asdict(s), indent=1).encode())
         for path in self.folder.iterdir():
             if path.name not in (STATE, *s.files.values()):
@@ -138,4 +138,20 @@ class Progress:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimizer's per-parameter state as flat tensors (its hyperparameters are the run's
+    settings, so a resumed run's fresh optimizer already has them)."""
+    return {f"optimizer.{index}.{name}": value for index, state in opt.state_dict()["state"].items()
+            for name, value in state.items()}
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, states: dict[str, torch.Tensor]) -> None:
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in states.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".")
+            per_param.setdefault(int(index), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": opt.state_dict()["param_groups"]})
 

@@ -34,7 +34,8 @@ def test_extending_doc_runs_as_written(tmp_path: Path) -> None:
         assert proc.returncode == 0, (line, proc.stdout[-2000:], proc.stderr[-3000:])
         outputs.append(proc.stdout)
     arithmetic = next(l.split() for l in outputs[1].splitlines() if l.startswith("arithmetic"))
-    assert arithmetic[:4] == ["arithmetic", "plain", "acc", "1"] and arithmetic[-2:] == ["3", "0"]
+    assert arithmetic[:6] == ["arithmetic", "plain", "acc", "0-1", "higher", "1"]
+    assert arithmetic[-4:] == ["3", "(min", "30)", "0"]
     assert (tmp_path / "runs" / "arithmetic" / "report.md").is_file()
     dpg = next(l.split() for l in outputs[2].splitlines() if l.startswith("dpg_bench"))
-    assert dpg[2:4] == ["overall", "100"], dpg
+    assert dpg[2:6] == ["overall", "0-100", "higher", "100"], dpg
