@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from lavida_bench.store import write_atomic
+
 
 class LossLog:
     """`loss.jsonl`, one flushed line per step, and the running means the progress bar shows."""
@@ -16,7 +18,8 @@ class LossLog:
         """`keep` lines of an existing log stay (a resumed run's, up to its snapshot; the lines
         after it are written again); its clock starts at `seconds`."""
         kept = path.read_text(encoding="utf-8").splitlines()[:keep] if keep else []
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        if keep:  # atomically: a kill while cutting the log must not lose the lines kept
+            write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
         self.file = open(path, "a", encoding="utf-8")
         self.lines = len(kept)
         self.recent: dict[str, list[float]] = {}
