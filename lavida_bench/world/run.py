@@ -182,10 +182,11 @@ def train_stage(settings: RunSettings, stage: Stage, trainer: WorldTrainer, out:
         bar.set_postfix(log.means(), refresh=False)
         if stage.before == 0 and step == settings.early_step:
             save(net, trainer.vq, trainer.tokenizer, out / "early", provenance(settings, step))
-        if step % SNAPSHOT_EVERY == 0 or step == stage.steps:
-            progress.save(stage.name, step, step == stage.steps, log.lines, log.seconds(),
-                          {"network": net.state_dict()}, {**optimizer_tensors(opt), "generator": gen.get_state()},
-                          rng.bit_generator.state)
+        if step == stage.steps:  # the next stage starts its own optimizer and streams
+            progress.save(stage.name, step, True, log.lines, log.seconds(), {"network": net.state_dict()})
+        elif step % SNAPSHOT_EVERY == 0:
+            progress.save(stage.name, step, False, log.lines, log.seconds(), {"network": net.state_dict()},
+                          {**optimizer_tensors(opt), "generator": gen.get_state()}, rng.bit_generator.state)
     net.eval()
 
 
@@ -317,13 +318,12 @@ def export_snapshot(run: str | Path, dest: str | Path) -> Path:
     if "network" not in snap.files:
         raise ValueError(f"{run / 'resume'}: the snapshot is from before the network exists ({snap.unit})")
     weights = progress.tensors("network")  # first: a snapshot written meanwhile deletes the earlier files
-    vq = snapshot_vq(progress) if snap.continue_from is None else None
     settings = RunSettings(**snap.settings)
-    if vq is None:
+    if snap.continue_from is None:
+        tokenizer, vq = world_tokenizer(settings), snapshot_vq(progress)
+    else:
         base = load_checkpoint(Path(snap.continue_from) / "checkpoint")
         tokenizer, vq = base.tokenizer, base.vq
-    else:
-        tokenizer = world_tokenizer(settings)
     network = LavidaNetwork(micro_config(len(tokenizer)))
     network.load_state_dict(weights)
     stage = next((s for s in stages(settings) if s.name == snap.unit), None)
