@@ -5,7 +5,8 @@ would, and the world's strict detector as the judge of images:
 
 - `vq_recall`: share of objects the detector recovers (kind, colour, box IoU >= 0.8) after an
   encode/decode round trip through the checkpoint's VQ - an upper bound for image generation;
-- `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions;
+- `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions, and
+  `grounding_by_objects` the same split by the number of objects in the scene;
 - `qa_accuracy`: exact-match accuracy on the world's questions (counts, colours, larger, choice);
 - `judge_accuracy`: the model's own verdicts ("is correct" or not) against the truth;
 - `geneval`: share of generated images that GenEval's rules (with the stand-in detector) pass;
@@ -39,13 +40,15 @@ def vq_recall(vq, rng: np.random.Generator, n: int) -> float:
     return hits / total
 
 
-def grounding_p50(pipe, rng: np.random.Generator, n: int, options: Options | None = None) -> float:
-    """P@0.5 on `n` referring expressions, decoded with `options` (default: one step)."""
+def grounding_hits(pipe, rng: np.random.Generator, n: int, options: Options | None = None) -> dict[str, list[bool]]:
+    """Hits at IoU 0.5 on `n` referring expressions, decoded with `options` (default: one step),
+    grouped by how many objects the scene holds: with one object the expression needs no reading,
+    with more it must pick the one it names (docs/benchmarks.md, "Where one-step grounding fails")."""
     from lavida_bench.api import Request
 
     options = options or Options(steps=1)
 
-    requests, truth = [], []
+    requests, truth, objects = [], [], []
     while len(requests) < n:
         scene = sample_scene(rng, WORLD_SIDE)
         index = int(rng.integers(len(scene.objects)))
@@ -53,8 +56,17 @@ def grounding_p50(pipe, rng: np.random.Generator, n: int, options: Options | Non
         if expression:
             requests.append(Request(f"g{len(requests)}", "ground", expression, [scene.image()], options))
             truth.append(scene.objects[index].box)
-    results = pipe.ground(requests)
-    return float(np.mean([bool(r.boxes) and box_iou(r.boxes[0], box) >= 0.5 for r, box in zip(results, truth)]))
+            objects.append(len(scene.objects))
+    hits: dict[str, list[bool]] = {}
+    for r, box, count in zip(pipe.ground(requests), truth, objects):
+        hit = bool(r.boxes) and box_iou(r.boxes[0], box) >= 0.5
+        hits.setdefault(f"{count} object{'s' * (count > 1)}", []).append(hit)
+    return hits
+
+
+def grounding_p50(pipe, rng: np.random.Generator, n: int, options: Options | None = None) -> float:
+    """P@0.5 on `n` referring expressions, decoded with `options` (default: one step)."""
+    return pooled(grounding_hits(pipe, rng, n, options))
 
 
 def qa_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, float]:
@@ -71,6 +83,11 @@ def qa_accuracy(pipe, rng: np.random.Generator, n: int) -> dict[str, float]:
     for (qa, _), got in zip(asked, answers):
         by_kind.setdefault(qa.kind, []).append((got.text or "").strip().lower() == qa.answer.lower())
     return shares(by_kind)
+
+
+def pooled(outcomes: dict[str, list[bool]]) -> float:
+    """The share of True over every group together."""
+    return float(np.mean([ok for group in outcomes.values() for ok in group]))
 
 
 def shares(outcomes: dict[str, list[bool]]) -> dict[str, dict[str, float]]:
@@ -106,8 +123,7 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
     by_tag: dict[str, list[bool]] = {}
     for r, c in zip(results, captions):
         by_tag.setdefault(c.meta["tag"], []).append(bool(judge_image(r.image, c.meta, backends)[0]))
-    passed = [ok for v in by_tag.values() for ok in v]
-    return {"overall": {"rate": float(np.mean(passed)), "n": len(passed)}, **shares(by_tag)}
+    return {"overall": {"rate": pooled(by_tag), "n": n}, **shares(by_tag)}
 
 
 def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:
@@ -127,7 +143,7 @@ def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, 
     for e, r in zip(edits, results):
         seen = [s.shape() for s in detect(r.image)]
         done.setdefault(e.spec.op, []).append(outcome(e.spec, e.source.objects, seen).done)
-    return {"overall": {"rate": float(np.mean([d for v in done.values() for d in v])), "n": n}, **shares(done)}
+    return {"overall": {"rate": pooled(done), "n": n}, **shares(done)}
 
 
 def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
@@ -136,7 +152,9 @@ def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
     pipe = micro_pipeline(folder)
     backends = Backends(BackendsConfig.standins())
     rng = np.random.default_rng(seed)
-    return {"n": n, "vq_recall": vq_recall(pipe.ck.vq, rng, n), "grounding_p50": grounding_p50(pipe, rng, n),
-            "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
+    recall = vq_recall(pipe.ck.vq, rng, n)
+    hits = grounding_hits(pipe, rng, n)
+    return {"n": n, "vq_recall": recall, "grounding_p50": pooled(hits),
+            "grounding_by_objects": shares(hits), "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
             "geneval_plain": geneval_pass(pipe, backends, rng, n),
             "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True), "edit_success": edit_success(pipe, rng, n)}

@@ -100,3 +100,25 @@ def test_edit_success_of_a_perfect_editor_and_of_one_that_changes_nothing() -> N
     assert perfect["overall"] == {"rate": 1.0, "n": 16}
     assert sum(v["n"] for k, v in perfect.items() if k != "overall") == 16
     assert edit_success(Editor(False), np.random.default_rng(5), 16)["overall"]["rate"] == 0.0
+
+
+class BoxFirstObject:
+    """A grounder that boxes the first object the detector finds, whatever the expression names:
+    right in every one-object scene, right in a many-object scene only by luck."""
+
+    def ground(self, requests):
+        from lavida_bench.world.detect import detect
+
+        return [Result(boxes=[list(detect(r.images[0])[0].box)]) for r in requests]
+
+
+def test_grounding_is_split_by_the_scenes_object_count() -> None:
+    from lavida_bench.world.evaluate import grounding_hits, grounding_p50, pooled
+
+    hits = grounding_hits(BoxFirstObject(), np.random.default_rng(3), 40)
+    assert sum(map(len, hits.values())) == 40
+    assert set(hits) <= {"1 object", "2 objects", "3 objects", "4 objects"} and len(hits) > 2
+    assert all(hits["1 object"])
+    assert not all(hit for name, group in hits.items() if name != "1 object" for hit in group)
+    assert grounding_p50(BoxFirstObject(), np.random.default_rng(3), 40) == pooled(hits)
+    assert pooled({"a": [True, False, False], "b": [True]}) == 0.5
