@@ -152,9 +152,9 @@ def evaluate(folder: str, n: int = 24, seed: int = 1234) -> dict[str, Any]:
     pipe = micro_pipeline(folder)
     backends = Backends(BackendsConfig.standins())
     rng = np.random.default_rng(seed)
-    recall = vq_recall(pipe.ck.vq, rng, n)
+    recall = vq_recall(pipe.ck.vq, rng, n)  # the measures share one random stream, in this order
     hits = grounding_hits(pipe, rng, n)
-    return {"n": n, "vq_recall": recall, "grounding_p50": pooled(hits),
-            "grounding_by_objects": shares(hits), "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
+    return {"n": n, "vq_recall": recall, "grounding_p50": pooled(hits), "grounding_by_objects": shares(hits),
+            "qa_accuracy": qa_accuracy(pipe, rng, n), "judge_accuracy": judge_accuracy(pipe, rng, n),
             "geneval_plain": geneval_pass(pipe, backends, rng, n),
             "geneval_plan": geneval_pass(pipe, backends, rng, n, plan=True), "edit_success": edit_success(pipe, rng, n)}

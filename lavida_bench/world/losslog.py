@@ -18,8 +18,8 @@ class LossLog:
         """`keep` lines of an existing log stay (a resumed run's, up to its snapshot; the lines
         after it are written again); its clock starts at `seconds`."""
         kept = path.read_text(encoding="utf-8").splitlines()[:keep] if keep else []
-        if keep:  # atomically: a kill while cutting the log must not lose the lines kept
-            write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
+        # cut back atomically (a kill while cutting loses no kept line), even to nothing
+        write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
         self.file = open(path, "a", encoding="utf-8")
         self.lines = len(kept)
         self.recent: dict[str, list[float]] = {}

@@ -148,10 +148,10 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, states: dict[str, torch.Tensor]) -> None:
+    """Put `optimizer_tensors`' entries of `states` back into `opt`."""
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in states.items():
         if key.startswith("optimizer."):
             _, index, name = key.split(".")
             per_param.setdefault(int(index), {})[name] = value
     opt.load_state_dict({"state": per_param, "param_groups": opt.state_dict()["param_groups"]})
-
