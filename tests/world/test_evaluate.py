@@ -122,3 +122,22 @@ def test_grounding_is_split_by_the_scenes_object_count() -> None:
     assert not all(hit for name, group in hits.items() if name != "1 object" for hit in group)
     assert grounding_p50(BoxFirstObject(), np.random.default_rng(3), 40) == pooled(hits)
     assert pooled({"a": [True, False, False], "b": [True]}) == 0.5
+
+
+class BoxNamedKind(BoxFirstObject):
+    """A grounder that boxes the detected object of the kind its expression ("the circle") names."""
+
+    def ground(self, requests):
+        from lavida_bench.world.detect import detect
+
+        return [Result(boxes=[list(next(s.box for s in detect(r.images[0]) if s.kind == r.prompt.split()[-1]))])
+                for r in requests]
+
+
+def test_grounding_swap_tells_a_grounder_that_reads_from_one_that_does_not() -> None:
+    from lavida_bench.world.evaluate import grounding_swap
+
+    ignores = grounding_swap(BoxFirstObject(), np.random.default_rng(4), 12)
+    assert ignores == {"both_right": {"rate": 0.0, "n": 12}, "same_box": {"rate": 1.0, "n": 12}}
+    reads = grounding_swap(BoxNamedKind(), np.random.default_rng(4), 12)
+    assert reads == {"both_right": {"rate": 1.0, "n": 12}, "same_box": {"rate": 0.0, "n": 12}}
