@@ -20,7 +20,8 @@ steps?" in minutes, where a full `tools/train_world.py` run takes an hour. Quest
 
 `--pretrain-vision N` first trains the SigLIP tower, resampler and projector for N steps to name the
 object in each 16 px cell (`lavida_bench/world/vision_pretrain.py`, the training run's vision
-stage). Exit codes: 0 probed, 2 bad arguments.
+stage); `--vision-target words` aims it at the words' embeddings instead of class names (the
+`vision_target` setting of a training run). Exit codes: 0 probed, 2 bad arguments.
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=None, help="attention heads (default: the micro config's)")
     p.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the micro config's)")
     p.add_argument("--pretrain-vision", type=int, default=0, metavar="N", help="vision pretraining steps")
+    p.add_argument("--vision-target", choices=("classes", "words"), default="classes",
+                   help="what vision pretraining aims the features at (lavida_bench/world/vision_pretrain.py)")
+    p.add_argument("--vision-lr-scale", type=float, default=RunSettings.vision_lr_scale,
+                   help="the vision side's learning rate as a share of --lr (0: frozen after pretraining)")
     p.add_argument("--padding-from", type=int, default=RunSettings.padding_from,
                    help="step from which answers' EOS padding is a training target")
     p.add_argument("--seed", type=int, default=0)
@@ -143,13 +148,15 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
     if args.pretrain_vision:
         from lavida_bench.world.vision_pretrain import pretrain_vision
 
-        accuracy = pretrain_vision(trainer.net, args.pretrain_vision, args.seed + 5)
+        accuracy = pretrain_vision(trainer.net, args.pretrain_vision, args.seed + 5, target=args.vision_target,
+                                   tokenizer=trainer.tokenizer)
         log(f"vision pretraining: {args.pretrain_vision} steps, cell accuracy {accuracy:.3f}")
     fixed_rng, held_out_rng = np.random.default_rng(args.seed + 3), np.random.default_rng(args.seed + 4)
     fixed = [probe_example(fixed_rng, args.question) for _ in range(8)]
     held_out = fixed if args.question == "memorize" else [probe_example(held_out_rng, args.question)
                                                           for _ in range(64)]
-    settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr, padding_from=args.padding_from)
+    settings = RunSettings(steps=args.steps, early_step=1, lr=args.lr, padding_from=args.padding_from,
+                           vision_lr_scale=args.vision_lr_scale)
     stage = Stage("probe", {}, args.steps, args.lr, settings.warmup, args.seed + 2)
     opt = optimizer(trainer.net, settings)
     gen = torch.Generator().manual_seed(args.seed + 6)
@@ -173,8 +180,9 @@ def probe(args: argparse.Namespace, log=print) -> list[dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    if args.steps < 1 or args.every < 1 or args.batch < 1 or args.pretrain_vision < 0:
-        print("probe_world: --steps, --every and --batch must be >= 1, --pretrain-vision >= 0", file=sys.stderr)
+    if args.steps < 1 or args.every < 1 or args.batch < 1 or args.pretrain_vision < 0 or args.vision_lr_scale < 0:
+        print("probe_world: --steps, --every and --batch must be >= 1, --pretrain-vision and --vision-lr-scale >= 0",
+              file=sys.stderr)
         return 2
     probe(args)
     return 0

@@ -31,7 +31,7 @@ from lavida_bench.world.losslog import LossLog, StageLog
 from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
 from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress, optimizer_tensors, restore_optimizer
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
-from lavida_bench.world.vision_pretrain import VISION_PREFIXES, pretrain_vision
+from lavida_bench.world.vision_pretrain import TARGETS, VISION_PREFIXES, pretrain_vision
 from lavida_bench.world.vqtrain import train_vq
 
 
@@ -54,6 +54,9 @@ class RunSettings:
     # weight decay (docs/benchmarks.md, "The vision features forget which object a cell holds").
     vision_lr_scale: float = 1.0
     weight_decay: float = 0.01
+    # What vision pretraining aims the features at (`vision_pretrain.TARGETS`): "classes" for the
+    # shipped weights; "words" puts each cell in the space of the words naming its object.
+    vision_target: str = "classes"
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
     tune_steps: int = 0
     tune_lr: float = 1e-4
@@ -66,6 +69,8 @@ class RunSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_image_options(self.object_weight, self.object_masks)
+        if self.vision_target not in TARGETS:
+            raise ValueError(f"vision_target must be one of {', '.join(TARGETS)}, got {self.vision_target!r}")
         for name in ("vision_lr_scale", "weight_decay", "tune_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -290,7 +295,8 @@ def base_trainer(settings: RunSettings, log: LossLog, progress: Progress) -> Wor
         network.load_state_dict(progress.tensors("network"))
     else:
         with StageLog(log, "vision", settings.vision_steps) as vision_log:
-            pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log)
+            pretrain_vision(network, settings.vision_steps, settings.seed + 4, vision_log, settings.vision_target,
+                            tokenizer)
         progress.save("vision", settings.vision_steps, True, log.lines, log.seconds(), {"network": network.state_dict()})
     return WorldTrainer(network, vq, tokenizer, SpecialIds.from_tokenizer(tokenizer), settings.object_weight,
                         settings.object_masks)

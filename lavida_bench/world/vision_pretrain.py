@@ -1,13 +1,22 @@
 """Pretraining of the micro model's vision side: the stand-in for the release's pretrained SigLIP.
 
 The release starts from a SigLIP tower that already tells objects apart (LaVida-O builds on
-`google/siglip-so400m-patch14-384`). The micro tower starts from random weights, and the
-masked-diffusion loss alone gives it no direct reason to encode an object's shape: a question
-about "the circle" can only pick the circle out once the features say which cell holds one
-(docs/benchmarks.md, "The answer padding", last table). This stage trains the SigLIP tower, the
-resampler and the projector to name, in each feature cell, the object that covers most of it
-(none when no object covers a quarter of the cell), through a linear head that is then thrown
-away.
+`google/siglip-so400m-patch14-384`) and a projector aligned to the LLM's embedding space. The
+micro tower starts from random weights, and the masked-diffusion loss alone gives it no direct
+reason to encode an object's shape: a question about "the circle" can only pick the circle out
+once the features say which cell holds one (docs/benchmarks.md, "The answer padding", last table).
+This stage trains the SigLIP tower, the resampler and the projector, with one of two targets:
+
+- `classes`: name, in each feature cell, the object that covers most of it (none when no object
+  covers a quarter of the cell), through a linear head that is then thrown away (the shipped
+  weights' recipe);
+- `words`: make each cell's feature the sum of the LLM's own input embeddings of the object's
+  colour and kind words (" red" + " circle"; zero where no object is), and its box readable by a
+  linear head. The image tokens then arrive in the space of the words that name them, as
+  LLaVA-style projector alignment intends. With these features frozen afterwards
+  (`vision_lr_scale` 0) a fresh network learns to pick out the object a question names within a
+  few hundred steps; with `classes` features it never did (docs/benchmarks.md, "The expression is
+  not read; image tokens in the words' space").
 """
 from __future__ import annotations
 
@@ -26,36 +35,102 @@ from lavida_bench.world.micro import WORLD_SIDE
 from lavida_bench.world.scene import Scene, sample_scene
 
 CLASSES = [(kind, color) for kind in SHAPES for color in COLORS]  # + one "no object" class
+NONE = len(CLASSES)
 VISION_PREFIXES = tuple(f"model.{part}" for part in VISION)  # the vision side, as the parameter count names it
+TARGETS = ("classes", "words")
 BATCH = 32
 LR = 1e-3
 MIN_COVER = 1 / 4  # share of a cell an object must cover to name it
+BOX_WEIGHT = 10.0  # `words`: the box term's weight against the (normalised) embedding term
+
+
+def cell_objects(scene: Scene, cells: int) -> list[int | None]:
+    """Per feature cell (row-major), the index of the object covering most of it, or None."""
+    size = scene.side / cells
+    out: list[int | None] = []
+    for row in range(cells):
+        for col in range(cells):
+            best, pick = 0.0, None
+            for i, o in enumerate(scene.objects):
+                w = min(o.box[2], (col + 1) * size) - max(o.box[0], col * size)
+                h = min(o.box[3], (row + 1) * size) - max(o.box[1], row * size)
+                if w > 0 and h > 0 and w * h >= MIN_COVER * size * size and w * h > best:
+                    best, pick = w * h, i
+            out.append(pick)
+    return out
 
 
 def cell_targets(scene: Scene, cells: int) -> Tensor:
-    """[cells * cells] class ids: per feature cell (row-major), the object covering most of it."""
-    size = scene.side / cells
-    best = np.zeros((cells, cells))
-    target = torch.full((cells, cells), len(CLASSES))
-    for o in scene.objects:
-        for row in range(cells):
-            for col in range(cells):
-                w = min(o.box[2], (col + 1) * size) - max(o.box[0], col * size)
-                h = min(o.box[3], (row + 1) * size) - max(o.box[1], row * size)
-                if w > 0 and h > 0 and w * h >= MIN_COVER * size * size and w * h > best[row, col]:
-                    best[row, col] = w * h
-                    target[row, col] = CLASSES.index((o.kind, o.color))
-    return target.flatten()
+    """[cells * cells] class ids: per feature cell, the class of the object covering most of it."""
+    return torch.tensor([NONE if i is None else CLASSES.index((scene.objects[i].kind, scene.objects[i].color))
+                         for i in cell_objects(scene, cells)])
+
+
+class ClassTarget:
+    """`classes`: a linear head names each cell's object (or none)."""
+
+    def __init__(self, net: LavidaNetwork):
+        self.head = torch.nn.Linear(net.config.d_model, NONE + 1)
+
+    def loss(self, feats: Tensor, scenes: list[Scene], cells: int) -> tuple[Tensor, float]:
+        target = torch.cat([cell_targets(s, cells) for s in scenes])
+        logits = self.head(feats)
+        return F.cross_entropy(logits, target), float((logits.argmax(-1) == target).float().mean())
+
+
+class WordTarget:
+    """`words`: each cell's feature regressed onto E[colour] + E[kind] (zero for no object), and
+    the object's box (in [0, 1]) read from it by a linear head. The embeddings are the network's
+    at the start of this stage; accuracy is the share of cells nearest their own target."""
+
+    def __init__(self, net: LavidaNetwork, word_ids: dict[str, int]):
+        table = net.model.transformer.wte.weight.detach()
+        d = table.shape[1]
+        self.goals = torch.stack([table[word_ids[color]] + table[word_ids[kind]] for kind, color in CLASSES]
+                                 + [torch.zeros(d)])
+        self.scale = float(self.goals[:NONE].pow(2).mean())
+        self.head = torch.nn.Linear(d, 4)
+        self.unit = float(self.goals[:NONE].norm(dim=-1).mean()) / d ** 0.5  # features -> unit RMS for the head
+
+    def loss(self, feats: Tensor, scenes: list[Scene], cells: int) -> tuple[Tensor, float]:
+        picks = [i for s in scenes for i in cell_objects(s, cells)]
+        owners = [s for s in scenes for _ in range(cells * cells)]
+        target = torch.tensor([NONE if i is None else CLASSES.index((o.objects[i].kind, o.objects[i].color))
+                               for i, o in zip(picks, owners)])
+        loss = F.mse_loss(feats, self.goals[target]) / self.scale
+        held = [k for k, i in enumerate(picks) if i is not None]
+        if held:
+            boxes = torch.tensor([owners[k].objects[picks[k]].box for k in held], dtype=feats.dtype) / WORLD_SIDE
+            loss = loss + BOX_WEIGHT * F.mse_loss(self.head(feats[held] / self.unit), boxes)
+        nearest = torch.cdist(feats.detach(), self.goals).argmin(-1)
+        return loss, float((nearest == target).float().mean())
+
+
+def word_ids(tokenizer) -> dict[str, int]:
+    """The token id of each colour and kind word as it follows a space (" red", " circle")."""
+    out = {}
+    for word in (*COLORS, *SHAPES):
+        ids = tokenizer.encode(" " + word, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"the `words` vision target needs {word!r} to be one token, got {len(ids)}")
+        out[word] = ids[0]
+    return out
 
 
 def pretrain_vision(net: LavidaNetwork, steps: int, seed: int,
-                    log: Callable[[int, dict[str, float]], None] | None = None) -> float:
-    """Train the vision side for `steps` batches of 32 world images; returns the mean cell
-    accuracy of the last (up to) 50 batches. Only the vision tower, resampler and projector change."""
+                    log: Callable[[int, dict[str, float]], None] | None = None,
+                    target: str = "classes", tokenizer=None) -> float:
+    """Train the vision side for `steps` batches of 32 world images toward `target` (one of
+    TARGETS; `words` needs the `tokenizer`); returns the mean cell accuracy of the last (up to)
+    50 batches. Only the vision tower, resampler and projector change."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown vision target {target!r} (one of {', '.join(TARGETS)})")
+    if target == "words" and tokenizer is None:
+        raise ValueError("the `words` vision target needs the tokenizer (its colour and kind words)")
     rng = np.random.default_rng(seed)
-    head = torch.nn.Linear(net.config.d_model, len(CLASSES) + 1)
+    objective = ClassTarget(net) if target == "classes" else WordTarget(net, word_ids(tokenizer))
     params = [p for n, p in net.named_parameters() if n.startswith(VISION_PREFIXES)]
-    opt = torch.optim.AdamW(params + list(head.parameters()), lr=LR)
+    opt = torch.optim.AdamW(params + list(objective.head.parameters()), lr=LR)
     pinpoints, tile = net.config.image_grid_pinpoints, net.config.vision.image_size
     accuracies: list[float] = []
     for step in range(1, steps + 1):
@@ -63,14 +138,12 @@ def pretrain_vision(net: LavidaNetwork, steps: int, seed: int,
         pixels = torch.cat([anyres_tiles(s.image(), pinpoints, tile).pixels[:1] for s in scenes])  # overview tile
         feats = net.encode_tiles(pixels)
         cells = int(round(feats.shape[1] ** 0.5))
-        target = torch.cat([cell_targets(s, cells) for s in scenes])
-        logits = head(feats).reshape(-1, len(CLASSES) + 1)
-        loss = F.cross_entropy(logits, target)
+        loss, accuracy = objective.loss(feats.reshape(-1, feats.shape[-1]), scenes, cells)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        accuracies.append(float((logits.argmax(-1) == target).float().mean()))
+        accuracies.append(accuracy)
         if log is not None:
-            log(step, {"loss": float(loss.detach()), "cell_accuracy": accuracies[-1]})
+            log(step, {"loss": float(loss.detach()), "cell_accuracy": accuracy})
     return float(np.mean(accuracies[-50:])) if accuracies else 0.0
