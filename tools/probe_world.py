@@ -37,6 +37,7 @@ QUESTIONS = ("color", "count", "choice", "exists", "background", "text-binding",
 
 def parse(argv: list[str]) -> argparse.Namespace:
     from lavida_bench.world.run import RunSettings
+    from lavida_bench.world.vision_pretrain import TARGETS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--question", choices=QUESTIONS, default="color")
@@ -47,7 +48,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=None, help="attention heads (default: the micro config's)")
     p.add_argument("--layers", type=int, default=None, help="transformer blocks (default: the micro config's)")
     p.add_argument("--pretrain-vision", type=int, default=0, metavar="N", help="vision pretraining steps")
-    p.add_argument("--vision-target", choices=("classes", "words"), default="classes",
+    p.add_argument("--vision-target", choices=TARGETS, default=RunSettings.vision_target,
                    help="what vision pretraining aims the features at (lavida_bench/world/vision_pretrain.py)")
     p.add_argument("--vision-lr-scale", type=float, default=RunSettings.vision_lr_scale,
                    help="the vision side's learning rate as a share of --lr (0: frozen after pretraining)")

@@ -60,10 +60,14 @@ def cell_objects(scene: Scene, cells: int) -> list[int | None]:
     return out
 
 
+def class_of(scene: Scene, index: int | None) -> int:
+    """The class id of `scene.objects[index]`, NONE for no object."""
+    return NONE if index is None else CLASSES.index((scene.objects[index].kind, scene.objects[index].color))
+
+
 def cell_targets(scene: Scene, cells: int) -> Tensor:
     """[cells * cells] class ids: per feature cell, the class of the object covering most of it."""
-    return torch.tensor([NONE if i is None else CLASSES.index((scene.objects[i].kind, scene.objects[i].color))
-                         for i in cell_objects(scene, cells)])
+    return torch.tensor([class_of(scene, i) for i in cell_objects(scene, cells)])
 
 
 class ClassTarget:
@@ -93,14 +97,12 @@ class WordTarget:
         self.unit = float(self.goals[:NONE].norm(dim=-1).mean()) / d ** 0.5  # features -> unit RMS for the head
 
     def loss(self, feats: Tensor, scenes: list[Scene], cells: int) -> tuple[Tensor, float]:
-        picks = [i for s in scenes for i in cell_objects(s, cells)]
-        owners = [s for s in scenes for _ in range(cells * cells)]
-        target = torch.tensor([NONE if i is None else CLASSES.index((o.objects[i].kind, o.objects[i].color))
-                               for i, o in zip(picks, owners)])
+        picks = [(s, i) for s in scenes for i in cell_objects(s, cells)]
+        target = torch.tensor([class_of(s, i) for s, i in picks])
         loss = F.mse_loss(feats, self.goals[target]) / self.scale
-        held = [k for k, i in enumerate(picks) if i is not None]
+        held = [k for k, (_, i) in enumerate(picks) if i is not None]
         if held:
-            boxes = torch.tensor([owners[k].objects[picks[k]].box for k in held], dtype=feats.dtype) / WORLD_SIDE
+            boxes = torch.tensor([picks[k][0].objects[picks[k][1]].box for k in held], dtype=feats.dtype) / WORLD_SIDE
             loss = loss + BOX_WEIGHT * F.mse_loss(self.head(feats[held] / self.unit), boxes)
         nearest = torch.cdist(feats.detach(), self.goals).argmin(-1)
         return loss, float((nearest == target).float().mean())

@@ -48,7 +48,7 @@ def test_pretraining_changes_only_the_vision_side_and_beats_naming_no_object(mic
     assert accuracy > 0.78
 
 
-def test_word_target_puts_object_cells_at_their_words_embeddings(micro_network) -> None:
+def test_word_target_puts_object_cells_at_their_words_embeddings() -> None:
     """With `words`, an object cell's feature becomes E[" colour"] + E[" kind"] of the network's own
     embedding table (which does not change) and an empty cell's zero: after 150 steps more cells
     lie nearest their own target among the 31 than calling every cell empty would place."""
