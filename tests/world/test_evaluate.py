@@ -124,7 +124,7 @@ def test_grounding_is_split_by_the_scenes_object_count() -> None:
     assert pooled({"a": [True, False, False], "b": [True]}) == 0.5
 
 
-class BoxNamedKind(BoxFirstObject):
+class BoxNamedKind:
     """A grounder that boxes the detected object of the kind its expression ("the circle") names."""
 
     def ground(self, requests):
