@@ -30,8 +30,8 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "object_masks": "probability that an image's mask also covers all its object codes",
         "vision_lr_scale": "vision side's learning rate as a share of --lr (the release: 0.2)",
         "weight_decay": "AdamW weight decay (the release: 0)",
-        "vision_target": "vision pretraining's target: classes (the shipped weights) or words (features in the "
-                         "space of the words naming the object)", "tune_steps": "tuning stage steps (0: none)",
+        "vision_target": "vision pretraining's target: classes (the shipped weights), words (features in the "
+                         "space of the words naming the object) or places (words plus a code of the cell's place)", "tune_steps": "tuning stage steps (0: none)",
         "tune_lr": "tuning stage's peak learning rate", "threads": "torch CPU threads"}
 
 

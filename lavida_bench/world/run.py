@@ -55,7 +55,8 @@ class RunSettings:
     vision_lr_scale: float = 1.0
     weight_decay: float = 0.01
     # What vision pretraining aims the features at (`vision_pretrain.TARGETS`): "classes" for the
-    # shipped weights; "words" puts each cell in the space of the words naming its object.
+    # shipped weights; "words" puts each cell in the space of the words naming its object;
+    # "places" adds a code of where the cell is.
     vision_target: str = "classes"
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
     tune_steps: int = 0

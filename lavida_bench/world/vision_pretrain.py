@@ -5,7 +5,7 @@ The release starts from a SigLIP tower that already tells objects apart (LaVida-
 micro tower starts from random weights, and the masked-diffusion loss alone gives it no direct
 reason to encode an object's shape: a question about "the circle" can only pick the circle out
 once the features say which cell holds one (docs/benchmarks.md, "The answer padding", last table).
-This stage trains the SigLIP tower, the resampler and the projector, with one of two targets:
+This stage trains the SigLIP tower, the resampler and the projector, with one of three targets:
 
 - `classes`: name, in each feature cell, the object that covers most of it (none when no object
   covers a quarter of the cell), through a linear head that is then thrown away (the shipped
@@ -16,7 +16,11 @@ This stage trains the SigLIP tower, the resampler and the projector, with one of
   LLaVA-style projector alignment intends. With these features frozen afterwards
   (`vision_lr_scale` 0) a fresh network learns to pick out the object a question names within a
   few hundred steps; with `classes` features it never did (docs/benchmarks.md, "The expression is
-  not read; image tokens in the words' space").
+  not read; image tokens in the words' space");
+- `places`: as `words`, plus, in object cells, a fixed code of the cell's place (the sum of a row
+  vector and a column vector, seeded random, as long as a colour-and-kind target) in place of the
+  box head. `words` features say what a cell holds but hardly where: a full run on them answers
+  every grounding request with one constant box (docs/benchmarks.md, "Words without places").
 """
 from __future__ import annotations
 
@@ -37,10 +41,11 @@ from lavida_bench.world.scene import Scene, sample_scene
 CLASSES = [(kind, color) for kind in SHAPES for color in COLORS]  # + one "no object" class
 NONE = len(CLASSES)
 VISION_PREFIXES = tuple(f"model.{part}" for part in VISION)  # the vision side, as the parameter count names it
-TARGETS = ("classes", "words")
+TARGETS = ("classes", "words", "places")
 BATCH = 32
 LR = 1e-3
 MIN_COVER = 1 / 4  # share of a cell an object must cover to name it
+PLACE_SEED = 7  # `places`: the seed of the row and column codes
 BOX_WEIGHT = 10.0  # `words`: the box term's weight against the (normalised) embedding term
 
 
@@ -83,29 +88,49 @@ class ClassTarget:
 
 
 class WordTarget:
-    """`words`: each cell's feature regressed onto E[colour] + E[kind] (zero for no object), and
-    the object's box (in [0, 1]) read from it by a linear head. The embeddings are the network's
-    at the start of this stage; accuracy is the share of cells nearest their own target."""
+    """`words` and `places`: each cell's feature regressed onto E[colour] + E[kind] (zero for no
+    object); with `places`, plus its place code in object cells, and otherwise the box (in [0, 1])
+    read from the feature by a linear head. The embeddings are the network's at the start of this
+    stage; accuracy is the share of cells whose feature, less its place code, lies nearest their
+    own colour-and-kind target."""
 
-    def __init__(self, net: LavidaNetwork, word_ids: dict[str, int]):
+    def __init__(self, net: LavidaNetwork, word_ids: dict[str, int], places: bool = False):
         table = net.model.transformer.wte.weight.detach()
         d = table.shape[1]
-        self.goals = torch.stack([table[word_ids[color]] + table[word_ids[kind]] for kind, color in CLASSES]
+        self.words = torch.stack([table[word_ids[color]] + table[word_ids[kind]] for kind, color in CLASSES]
                                  + [torch.zeros(d)])
-        self.scale = float(self.goals[:NONE].pow(2).mean())
+        self.scale = float(self.words[:NONE].pow(2).mean())
+        self.places = places
         self.head = torch.nn.Linear(d, 4)
-        self.unit = float(self.goals[:NONE].norm(dim=-1).mean()) / d ** 0.5  # features -> unit RMS for the head
+        self.unit = float(self.words[:NONE].norm(dim=-1).mean()) / d ** 0.5  # features -> unit RMS for the head
+
+    def place_codes(self, cells: int) -> Tensor:
+        """[cells * cells, d]: per cell (row-major), its row's code + its column's, scaled to the
+        mean length of a colour-and-kind target; the same for every run (PLACE_SEED)."""
+        d = self.words.shape[1]
+        rows, cols = torch.randn(2, cells, d, generator=torch.Generator().manual_seed(PLACE_SEED))
+        codes = (rows[:, None] + cols[None, :]).reshape(cells * cells, d)
+        return codes * (self.unit * d ** 0.5 / codes.norm(dim=-1, keepdim=True))
+
+    def goals(self, target: Tensor, cells: int) -> Tensor:
+        """The feature each cell should have, for `target` class ids of whole images' cells."""
+        goals = self.words[target]
+        if self.places:
+            placed = (target != NONE)[:, None]
+            goals = goals + self.place_codes(cells).repeat(len(target) // cells ** 2, 1) * placed
+        return goals
 
     def loss(self, feats: Tensor, scenes: list[Scene], cells: int) -> tuple[Tensor, float]:
         picks = [(s, i) for s in scenes for i in cell_objects(s, cells)]
         target = torch.tensor([class_of(s, i) for s, i in picks])
-        loss = F.mse_loss(feats, self.goals[target]) / self.scale
+        goals = self.goals(target, cells)
+        loss = F.mse_loss(feats, goals) / self.scale
         held = [k for k, (_, i) in enumerate(picks) if i is not None]
-        if held:
+        if not self.places and held:
             boxes = torch.tensor([picks[k][0].objects[picks[k][1]].box for k in held], dtype=feats.dtype) / WORLD_SIDE
             loss = loss + BOX_WEIGHT * F.mse_loss(self.head(feats[held] / self.unit), boxes)
-        nearest = torch.cdist(feats.detach(), self.goals).argmin(-1)
-        return loss, float((nearest == target).float().mean())
+        unplaced = feats.detach() - (goals - self.words[target])
+        return loss, float((torch.cdist(unplaced, self.words).argmin(-1) == target).float().mean())
 
 
 def word_ids(tokenizer) -> dict[str, int]:
@@ -127,10 +152,11 @@ def pretrain_vision(net: LavidaNetwork, steps: int, seed: int,
     50 batches. Only the vision tower, resampler and projector change."""
     if target not in TARGETS:
         raise ValueError(f"unknown vision target {target!r} (one of {', '.join(TARGETS)})")
-    if target == "words" and tokenizer is None:
-        raise ValueError("the `words` vision target needs the tokenizer (its colour and kind words)")
+    if target != "classes" and tokenizer is None:
+        raise ValueError(f"the `{target}` vision target needs the tokenizer (its colour and kind words)")
     rng = np.random.default_rng(seed)
-    objective = ClassTarget(net) if target == "classes" else WordTarget(net, word_ids(tokenizer))
+    objective = (ClassTarget(net) if target == "classes" else
+                 WordTarget(net, word_ids(tokenizer), places=target == "places"))
     params = [p for n, p in net.named_parameters() if n.startswith(VISION_PREFIXES)]
     opt = torch.optim.AdamW(params + list(objective.head.parameters()), lr=LR)
     pinpoints, tile = net.config.image_grid_pinpoints, net.config.vision.image_size

@@ -70,6 +70,38 @@ def test_word_target_puts_object_cells_at_their_words_embeddings() -> None:
     assert len(set(ids.values())) == len(ids)
 
 
+def test_place_target_adds_one_code_per_cell_to_object_cells_only() -> None:
+    """With `places`, an object cell's goal is its words' embeddings plus a code of its cell, an
+    empty cell's goal zero; cells (0, 1) and (1, 0) get different codes (a row code and a column
+    code drawn from one seed), each as long as an average colour-and-kind target. Features equal
+    to the goals cost nothing and are all counted right; the words alone are not enough."""
+    from lavida_bench.model.tiny import tiny_tokenizer
+    from lavida_bench.world.mix import corpus
+    from lavida_bench.world.vision_pretrain import WordTarget, word_ids
+
+    tokenizer = tiny_tokenizer(corpus(np.random.default_rng(1), 64))
+    network = micro_network_for(tokenizer)
+    place = WordTarget(network, word_ids(tokenizer), places=True)
+    red = Shape("circle", "red", (18.0, 2.0, 30.0, 14.0))  # cell (row 0, column 1)
+    blue = Shape("square", "blue", (2.0, 18.0, 14.0, 30.0))  # cell (row 1, column 0)
+    scene = Scene(64, (red, blue))
+    target = cell_targets(scene, 4)
+    goals = place.goals(target, 4)
+    codes = place.place_codes(4)
+    words = place.words
+    r, b = CLASSES.index(("circle", "red")), CLASSES.index(("square", "blue"))
+    torch.testing.assert_close(goals[1], words[r] + codes[1])
+    torch.testing.assert_close(goals[4], words[b] + codes[4])
+    assert not goals[[0, 2, 3, 5, 15]].any()
+    assert not torch.allclose(codes[1], codes[4], atol=1e-3)
+    torch.testing.assert_close(codes.norm(dim=-1), torch.full((16,), place.unit * words.shape[1] ** 0.5))
+    torch.testing.assert_close(WordTarget(network, word_ids(tokenizer), places=True).place_codes(4), codes)
+    loss, accuracy = place.loss(goals, [scene], 4)
+    assert float(loss) == 0.0 and accuracy == 1.0
+    loss, _ = place.loss(words[target], [scene], 4)
+    assert float(loss) > 0.0
+
+
 def micro_network_for(tokenizer):
     from lavida_bench.model.network import LavidaNetwork
     from lavida_bench.world.micro import init_micro_weights, micro_config
@@ -86,5 +118,5 @@ def test_an_unknown_target_or_words_without_a_tokenizer_is_refused(micro_network
         pretrain_vision(micro_network, 1, seed=0, target="pixels")
     with pytest.raises(ValueError, match="needs the tokenizer"):
         pretrain_vision(micro_network, 1, seed=0, target="words")
-    with pytest.raises(ValueError, match="vision_target must be one of classes, words"):
+    with pytest.raises(ValueError, match="vision_target must be one of classes, words, places"):
         RunSettings(vision_target="pixels")
