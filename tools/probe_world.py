@@ -20,8 +20,9 @@ steps?" in minutes, where a full `tools/train_world.py` run takes an hour. Quest
 
 `--pretrain-vision N` first trains the SigLIP tower, resampler and projector for N steps to name the
 object in each 16 px cell (`lavida_bench/world/vision_pretrain.py`, the training run's vision
-stage); `--vision-target words` aims it at the words' embeddings instead of class names, `places` at
-those plus a code of the cell's place (the `vision_target` setting of a training run). Exit codes: 0 probed, 2 bad arguments.
+stage); `--vision-target words` aims it at the words' embeddings instead of class names, `places`
+at those plus a code of the cell's place (the `vision_target` setting of a training run). Exit
+codes: 0 probed, 2 bad arguments.
 """
 from __future__ import annotations
 
