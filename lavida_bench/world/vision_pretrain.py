@@ -139,7 +139,7 @@ def word_ids(tokenizer) -> dict[str, int]:
     for word in (*COLORS, *SHAPES):
         ids = tokenizer.encode(" " + word, add_special_tokens=False)
         if len(ids) != 1:
-            raise ValueError(f"the `words` vision target needs {word!r} to be one token, got {len(ids)}")
+            raise ValueError(f"the `words` and `places` vision targets need {word!r} to be one token, got {len(ids)}")
         out[word] = ids[0]
     return out
 
