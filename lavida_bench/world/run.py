@@ -32,7 +32,7 @@ from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trai
 from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress, optimizer_tensors, restore_optimizer
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import TARGETS, VISION_PREFIXES, pretrain_vision
-from lavida_bench.world.vqtrain import train_vq
+from lavida_bench.world.vqtrain import initial_vq, train_vq
 
 
 @dataclass(frozen=True)
@@ -219,17 +219,25 @@ def weights_fingerprint(folder: Path) -> dict[str, str]:
 
 
 def train_world(settings: RunSettings, out: str | Path, command: str = "",
-                continue_from: str | Path | None = None, resume: bool = False) -> dict[str, Any]:
+                continue_from: str | Path | None = None, resume: bool = False,
+                vq_from: str | Path | None = None) -> dict[str, Any]:
     """Run every stage into `out` (which must not hold a previous run); returns train.json's content.
     `continue_from`: a finished run of these settings without tuning (`check_base`); its weights
-    stand for the first stages, and only the tuning stage runs. `resume`: go on from the last
-    snapshot of a killed run in `out` (`world/snapshot.py`), started with these settings and base;
-    the weights are those of the uninterrupted run, and train.json records the original command."""
+    stand for the first stages, and only the tuning stage runs. `vq_from`: a finished run of the
+    same seed and VQ steps (`check_vq_source`); its VQ stands for the VQ stage, which depends on
+    nothing else, so recipes of the network stages are compared without retraining it. `resume`:
+    go on from the last snapshot of a killed run in `out` (`world/snapshot.py`), started with
+    these settings and sources; the weights are those of the uninterrupted run, and train.json
+    records the original command."""
     out = Path(out)
     base_path = None if continue_from is None else str(continue_from)
-    progress = (Progress.resume(out, asdict(settings), base_path) if resume
-                else fresh_progress(settings, out, base_path, command))
+    vq_path = None if vq_from is None else str(vq_from)
+    if base_path is not None and vq_path is not None:
+        raise ValueError("continue_from and vq_from exclude each other: a continued run trains no VQ")
+    progress = (Progress.resume(out, asdict(settings), base_path, vq_path) if resume
+                else fresh_progress(settings, out, base_path, command, vq_path))
     base = check_base(settings, Path(base_path)) if base_path is not None else None
+    vq_source = check_vq_source(settings, Path(vq_path)) if vq_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -253,19 +261,23 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
         record["resumed_at"] = progress.snapshot.resumed_at
     if base is not None:
         record["continued_from"] = {k: base[k] for k in ("command", "seconds", "final_losses", "fingerprint")}
+    if vq_source is not None:
+        record["vq_from"] = {"run": vq_path, "command": vq_source.get("command"),
+                             "fingerprint": {VQ_FILE: vq_source["fingerprint"]["checkpoint"][VQ_FILE]}}
     log.close()
     (out / "train.json").write_text(json.dumps(record, indent=2))
     progress.remove()
     return record
 
 
-def fresh_progress(settings: RunSettings, out: Path, base_path: str | None, command: str) -> Progress:
+def fresh_progress(settings: RunSettings, out: Path, base_path: str | None, command: str,
+                   vq_path: str | None = None) -> Progress:
     """A new run's progress: nothing done yet. `out` must not hold a run."""
     if (out / "train.json").exists() or (out / "loss.jsonl").exists():
         raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
                               f"or resume a killed run")
     units = ([] if base_path else ["vq", "vision"]) + [s.name for s in stages(settings)[1 if base_path else 0:]]
-    return Progress.fresh(out, asdict(settings), base_path, command, units)
+    return Progress.fresh(out, asdict(settings), base_path, command, units, vq_path)
 
 
 def world_tokenizer(settings: RunSettings):
@@ -280,10 +292,16 @@ def snapshot_vq(progress: Progress) -> VQTokenizer:
 
 
 def base_trainer(settings: RunSettings, log: LossLog, progress: Progress) -> WorldTrainer:
-    """Tokenizer, VQ and vision pretraining from the seed, each from the snapshot when it has them."""
+    """Tokenizer, VQ and vision pretraining from the seed, each from the snapshot when it has them
+    (the VQ from the `vq_from` run when there is one)."""
     tokenizer = world_tokenizer(settings)
     if progress.finished("vq"):
         vq = snapshot_vq(progress)
+    elif progress.snapshot.vq_from is not None:
+        lent = load_checkpoint(Path(progress.snapshot.vq_from) / "checkpoint").vq.model.state_dict()
+        vq = VQTokenizer(initial_vq(settings.seed).eval())  # leaves the global generator as training it does
+        vq.model.load_state_dict(lent)
+        progress.save("vq", settings.vq_steps, True, log.lines, log.seconds(), {"vq": vq.model.state_dict()})
     else:
         with StageLog(log, "vq", settings.vq_steps) as vq_log:
             vq = train_vq(settings.seed, settings.vq_steps, log=vq_log)
@@ -340,6 +358,38 @@ def export_snapshot(run: str | Path, dest: str | Path) -> Path:
 
 
 TUNING = ("tune_steps", "tune_lr")  # the settings a continued run may add to its base's
+VQ_STAGE = ("seed", "vq_steps")  # the settings the VQ stage depends on
+VQ_FILE = "vqvae/diffusion_pytorch_model.safetensors"
+
+
+def run_record(run: Path, option: str) -> dict[str, Any]:
+    """A finished run's train.json, checked to be a record of this version. `option` names the
+    option that asked for it, for the error."""
+    path = run / "train.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no train.json; {option} needs a finished training run's folder")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("settings", "fingerprint") if k not in record]
+    unknown = sorted(set(record.get("settings", {})) - {f.name for f in fields(RunSettings)})
+    if missing or unknown:
+        raise ValueError(f"{path}: not a training record of this version (missing {missing}, unknown settings "
+                         f"{unknown})")
+    return record
+
+
+def check_vq_source(settings: RunSettings, run: Path) -> dict[str, Any]:
+    """The `vq_from` run's train.json, after checking that its VQ stage is this run's: the same
+    seed and VQ steps, and its tokenizer's recorded fingerprint. (Its VQ weights may differ from a
+    retrained one's in the last bits where the thread counts differ.)"""
+    record = run_record(run, "vq_from")
+    recorded = RunSettings(**record["settings"])
+    differ = [k for k in VQ_STAGE if getattr(recorded, k) != getattr(settings, k)]
+    if differ:
+        raise ValueError(f"{run / 'train.json'}: settings {differ} differ from this run's; the VQ stage depends on "
+                         f"{list(VQ_STAGE)} only, and they must match")
+    if weights_fingerprint(run / "checkpoint").get(VQ_FILE) != record["fingerprint"]["checkpoint"].get(VQ_FILE):
+        raise ValueError(f"{run / 'checkpoint' / VQ_FILE}: weights differ from the fingerprint in {run / 'train.json'}")
+    return record
 
 
 def check_base(settings: RunSettings, base: Path) -> dict[str, Any]:
@@ -347,15 +397,8 @@ def check_base(settings: RunSettings, base: Path) -> dict[str, Any]:
     setting but the tuning ones equal, no tuning of its own, and its weights' recorded fingerprint."""
     if not settings.tune_steps:
         raise ValueError("continuing a run needs tune_steps > 0 (the stage that runs)")
+    record = run_record(base, "continue_from")
     path = base / "train.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no train.json; continue_from needs a finished training run's folder")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    missing = [k for k in ("settings", "fingerprint") if k not in record]
-    unknown = sorted(set(record.get("settings", {})) - {f.name for f in fields(RunSettings)})
-    if missing or unknown:
-        raise ValueError(f"{path}: not a training record of this version (missing {missing}, unknown settings "
-                         f"{unknown})")
     recorded = RunSettings(**record["settings"])  # settings newer than the run default to what it ran with
     if recorded.tune_steps:
         raise ValueError(f"{path}: the base run already tuned ({recorded.tune_steps} steps)")

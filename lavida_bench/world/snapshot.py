@@ -35,7 +35,8 @@ STATE = "state.json"
 
 @dataclass
 class Snapshot:
-    """What `state.json` records: the run's identity (settings, base run, command), its position
+    """What `state.json` records: the run's identity (settings, base run, command, the run whose VQ
+    it took), its position
     (the last finished `step` of `unit`), and the files that hold the rest."""
 
     settings: dict[str, Any]
@@ -50,6 +51,7 @@ class Snapshot:
     files: dict[str, str] = field(default_factory=dict)  # role (vq, network, states) -> file name
     numpy_rng: dict[str, Any] | None = None  # the network stage's example stream
     resumed_at: list[dict[str, Any]] = field(default_factory=list)
+    vq_from: str | None = None
 
 
 class Progress:
@@ -63,8 +65,8 @@ class Progress:
 
     @classmethod
     def fresh(cls, run: Path, settings: dict[str, Any], continue_from: str | None, command: str,
-              units: list[str]) -> "Progress":
-        return cls(run, Snapshot(settings, continue_from, command, units))
+              units: list[str], vq_from: str | None = None) -> "Progress":
+        return cls(run, Snapshot(settings, continue_from, command, units, vq_from=vq_from))
 
     @classmethod
     def read(cls, run: Path) -> "Progress":
@@ -79,14 +81,17 @@ class Progress:
             raise ValueError(f"{path}: not a snapshot of this version ({err})") from None
 
     @classmethod
-    def resume(cls, run: Path, settings: dict[str, Any], continue_from: str | None) -> "Progress":
-        """The run's last snapshot, after checking that it was taken with these settings and base."""
+    def resume(cls, run: Path, settings: dict[str, Any], continue_from: str | None,
+               vq_from: str | None = None) -> "Progress":
+        """The run's last snapshot, after checking that it was taken with these settings, base run
+        and VQ source."""
         progress = cls.read(run)
         snapshot, path = progress.snapshot, run / "resume" / STATE
         differ = sorted(k for k in settings if snapshot.settings.get(k) != settings[k])
-        if differ or snapshot.continue_from != continue_from:
-            raise ValueError(f"{path}: the run was started with other settings ({differ}) or base run "
-                             f"({snapshot.continue_from!r}); resume it with the options it was started with")
+        if differ or (snapshot.continue_from, snapshot.vq_from) != (continue_from, vq_from):
+            raise ValueError(f"{path}: the run was started with other settings ({differ}), base run "
+                             f"({snapshot.continue_from!r}) or VQ source ({snapshot.vq_from!r}); resume it with "
+                             f"the options it was started with")
         snapshot.resumed_at.append({"unit": snapshot.unit, "step": snapshot.step})
         return progress
 

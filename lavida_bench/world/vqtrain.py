@@ -114,13 +114,19 @@ def step_lr(lr: float, step: int, steps: int) -> float:
     return lr * warm * (0.1 + 0.45 * (1 + np.cos(np.pi * step / steps)))
 
 
+def initial_vq(seed: int) -> torch.nn.Module:
+    """The VQ stage's model before training, drawn from the global torch generator seeded with
+    `seed`: what that generator holds afterwards is what the later stages draw from."""
+    torch.manual_seed(seed)
+    return vq_from_config(micro_vq_config())
+
+
 def train_vq(seed: int, steps: int, batch: int = 8, lr: float = 2e-3,
              log: Callable[[int, dict[str, float]], None] | None = None) -> VQTokenizer:
     """A VQ trained for `steps` steps on fresh random scenes; `log(step, values)` sees the losses
     and the share of positions whose code the encoder gets right."""
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = vq_from_config(micro_vq_config()).train()
+    model = initial_vq(seed).train()
     vocab = patch_vocabulary(rng)
     vectors = set_codebook(model, vocab)
     model.quantize.requires_grad_(False)

@@ -4,6 +4,7 @@ weights and loss log: what lets a run longer than one sitting (the full world ru
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,6 +119,44 @@ def test_a_continued_run_resumes_too(tmp_path, monkeypatch, whole) -> None:
     record = train_world(TUNED, tmp_path / "run", continue_from=tmp_path / "base", resume=True)
     assert record["fingerprint"] == json.loads((whole / "train.json").read_text())["fingerprint"]
     assert record["resumed_at"] == [{"unit": "tune", "step": 2}]
+
+
+def test_a_run_lent_a_finished_runs_vq_ends_with_the_weights_of_the_run_that_trains_it(tmp_path, monkeypatch,
+                                                                                        whole) -> None:
+    """`vq_from`: the VQ stage depends on the seed and its steps only, so a finished run's VQ stands
+    for it and the network stages end where the one command's do (same threads); train.json names
+    the source, and a kill after the lent VQ resumes with it."""
+    with monkeypatch.context() as m:
+        m.setattr(run, "train_vq", killed)  # lent, never trained
+        m.setattr(run, "pretrain_vision", killed)
+        with pytest.raises(Killed):
+            train_world(TUNED, tmp_path / "run", command="lent", vq_from=whole)
+    with pytest.raises(ValueError, match="VQ source"):
+        train_world(TUNED, tmp_path / "run", resume=True)
+    with monkeypatch.context() as m:
+        m.setattr(run, "train_vq", killed)
+        record = train_world(TUNED, tmp_path / "run", resume=True, vq_from=whole)
+    expected = json.loads((whole / "train.json").read_text())
+    assert record["fingerprint"] == expected["fingerprint"]
+    vq_file = "vqvae/diffusion_pytorch_model.safetensors"
+    assert record["vq_from"] == {"run": str(whole), "command": "whole",
+                                 "fingerprint": {vq_file: expected["fingerprint"]["checkpoint"][vq_file]}}
+    assert [x["stage"] for x in log_lines(tmp_path / "run")] == ["vision"] * 2 + ["network"] * 4 + ["tune"] * 3
+    assert record["command"] == "lent" and record["resumed_at"] == [{"unit": "vq", "step": 3}]
+
+
+def test_a_vq_source_must_be_a_finished_run_of_the_same_vq_stage(tmp_path, whole) -> None:
+    with pytest.raises(ValueError, match=r"settings \['seed'\] differ from this run's"):
+        train_world(replace(TUNED, seed=6), tmp_path / "seed", vq_from=whole)
+    with pytest.raises(ValueError, match="exclude each other"):
+        train_world(TUNED, tmp_path / "both", vq_from=whole, continue_from=whole)
+    with pytest.raises(FileNotFoundError, match="vq_from needs a finished training run"):
+        train_world(TUNED, tmp_path / "none", vq_from=tmp_path)
+    changed = tmp_path / "changed"
+    shutil.copytree(whole, changed)
+    (changed / "checkpoint" / "vqvae" / "diffusion_pytorch_model.safetensors").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="weights differ from the fingerprint"):
+        train_world(TUNED, tmp_path / "run", vq_from=changed)
 
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path, monkeypatch, whole) -> None:
