@@ -37,6 +37,7 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "weight_decay": "AdamW weight decay (the release: 0)",
         "vision_target": "vision pretraining's target: classes (the shipped weights), words (features in the "
                          "space of the words naming the object) or places (words plus a code of the cell's place)",
+        "mix": "first network stage's task shares, task=share,... summing to 1 (lavida_bench/world/mix.py)",
         "tune_steps": "tuning stage steps (0: none)",
         "tune_lr": "tuning stage's peak learning rate", "threads": "torch CPU threads"}
 

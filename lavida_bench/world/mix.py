@@ -42,6 +42,31 @@ UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
 
 
+def mix_text(mix: dict[str, float]) -> str:
+    """`mix` as the `mix` run setting writes it: `task=share,...`."""
+    return ",".join(f"{task}={share:g}" for task, share in mix.items())
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """The first network stage's mix from its `task=share,...` text (the `mix` run setting): tasks
+    of `TUNE_MIX`, each once, shares > 0 that sum to 1, in the order written (the order is part of
+    the example stream: `trainer.sample_task` draws an index)."""
+    mix: dict[str, float] = {}
+    for entry in text.split(","):
+        task, sep, share = (part.strip() for part in entry.partition("="))
+        try:
+            value = float(share)
+        except ValueError:
+            value = float("nan")
+        if not sep or task not in TUNE_MIX or task in mix or not value > 0:
+            raise ValueError(f"mix entry {entry!r}: expected task=share, a task of {', '.join(TUNE_MIX)} (each once) "
+                             f"and a share > 0")
+        mix[task] = value
+    if abs(sum(mix.values()) - 1) > 1e-6:
+        raise ValueError(f"mix {text!r}: the shares sum to {sum(mix.values()):g}, expected 1")
+    return mix
+
+
 @dataclass
 class Example:
     """One sequence: `prompt` (full text with `<image>` slots), `images` for those slots, and

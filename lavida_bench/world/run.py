@@ -28,7 +28,7 @@ from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, init_micro_weights, micro_config, micro_vq_config
 from lavida_bench.world.losslog import LossLog, StageLog
-from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, trained_as
+from lavida_bench.world.mix import MIX, TUNE_MIX, Example, corpus, example, mix_text, parse_mix, trained_as
 from lavida_bench.world.snapshot import SNAPSHOT_EVERY, Progress, optimizer_tensors, restore_optimizer
 from lavida_bench.world.trainer import IMAGE_TASKS, WorldTrainer, check_image_options, sample_task
 from lavida_bench.world.vision_pretrain import TARGETS, VISION_PREFIXES, pretrain_vision
@@ -58,6 +58,9 @@ class RunSettings:
     # shipped weights; "words" puts each cell in the space of the words naming its object;
     # "places" adds a code of where the cell is.
     vision_target: str = "classes"
+    # The first network stage's task shares, `task=share,...` (`mix.parse_mix`); the default is
+    # `mix.MIX`, the shipped weights'.
+    mix: str = mix_text(MIX)
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
     tune_steps: int = 0
     tune_lr: float = 1e-4
@@ -70,6 +73,7 @@ class RunSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_image_options(self.object_weight, self.object_masks)
+        parse_mix(self.mix)
         if self.vision_target not in TARGETS:
             raise ValueError(f"vision_target must be one of {', '.join(TARGETS)}, got {self.vision_target!r}")
         for name in ("vision_lr_scale", "weight_decay", "tune_steps"):
@@ -101,7 +105,7 @@ class Stage:
 
 def stages(settings: RunSettings) -> list[Stage]:
     """The world's own phrasing first; then, with `tune_steps`, the benchmarks' phrasings too."""
-    out = [Stage("network", MIX, settings.steps, settings.lr, settings.warmup, settings.seed + 2)]
+    out = [Stage("network", parse_mix(settings.mix), settings.steps, settings.lr, settings.warmup, settings.seed + 2)]
     if settings.tune_steps:
         out.append(Stage("tune", TUNE_MIX, settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
                          before=settings.steps))
@@ -234,7 +238,7 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     vq_path = None if vq_from is None else str(vq_from)
     if base_path is not None and vq_path is not None:
         raise ValueError("continue_from and vq_from exclude each other: a continued run trains no VQ")
-    progress = (Progress.resume(out, asdict(settings), base_path, vq_path) if resume
+    progress = (Progress.resume(out, asdict(settings), base_path, vq_path, asdict(RunSettings())) if resume
                 else fresh_progress(settings, out, base_path, command, vq_path))
     base = check_base(settings, Path(base_path)) if base_path is not None else None
     vq_source = check_vq_source(settings, Path(vq_path)) if vq_path is not None else None

@@ -82,12 +82,14 @@ class Progress:
 
     @classmethod
     def resume(cls, run: Path, settings: dict[str, Any], continue_from: str | None,
-               vq_from: str | None = None) -> "Progress":
+               vq_from: str | None = None, defaults: dict[str, Any] | None = None) -> "Progress":
         """The run's last snapshot, after checking that it was taken with these settings, base run
-        and VQ source."""
+        and VQ source. A setting newer than the snapshot counts as `defaults`' value (what the
+        run ran with)."""
         progress = cls.read(run)
         snapshot, path = progress.snapshot, run / "resume" / STATE
-        differ = sorted(k for k in settings if snapshot.settings.get(k) != settings[k])
+        recorded = {**(defaults or {}), **snapshot.settings}
+        differ = sorted(k for k in settings if recorded.get(k) != settings[k])
         if differ or (snapshot.continue_from, snapshot.vq_from) != (continue_from, vq_from):
             raise ValueError(f"{path}: the run was started with other settings ({differ}), base run "
                              f"({snapshot.continue_from!r}) or VQ source ({snapshot.vq_from!r}); resume it with "

@@ -192,6 +192,15 @@ def test_resuming_puts_the_global_generator_where_the_snapshot_left_it(tmp_path)
     assert not torch.equal(torch.rand(4), expected)
 
 
+def test_a_snapshot_older_than_a_setting_resumes_at_its_default(tmp_path) -> None:
+    """A run started before a setting existed ran with its default: it resumes with that value and
+    no other."""
+    Progress.fresh(tmp_path, {"seed": 1}, None, "cmd", ["vq"]).save("vq", 5, True, 0, 0.0, {"vq": {"w": torch.ones(2)}})
+    assert Progress.resume(tmp_path, {"seed": 1, "mix": "a"}, None, defaults={"mix": "a"}).finished("vq")
+    with pytest.raises(ValueError, match=r"other settings \(\['mix'\]\)"):
+        Progress.resume(tmp_path, {"seed": 1, "mix": "b"}, None, defaults={"mix": "a"})
+
+
 def test_a_run_in_progress_exports_its_snapshot_as_a_checkpoint(tmp_path, monkeypatch, whole) -> None:
     import importlib.util
 

@@ -271,9 +271,23 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0,
-                           vision_target="words", tune_steps=20, tune_lr=3e-4)
+                           vision_target="words", mix="ground=0.25,t2i=0.75", tune_steps=20, tune_lr=3e-4)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
+
+
+def test_the_mix_setting_gives_the_first_stages_shares_in_order() -> None:
+    """The default is MIX itself (the shipped weights' draws, which depend on the order); any
+    other mix is checked entry by entry."""
+    from lavida_bench.world.run import stages
+
+    assert list(stages(RunSettings())[0].mix.items()) == list(MIX.items())
+    assert list(stages(RunSettings(mix="ground=0.3, t2i=0.7"))[0].mix.items()) == [("ground", 0.3), ("t2i", 0.7)]
+    for bad, why in [("ground=0.5,t2i=0.4", "sum to 0.9, expected 1"), ("grounding=1", "'grounding=1'"),
+                     ("ground=0.5,ground=0.5", "'ground=0.5'"), ("ground=-1,t2i=2", "'ground=-1'"),
+                     ("ground", "'ground'"), ("ground=half,t2i=0.5", "'ground=half'")]:
+        with pytest.raises(ValueError, match=why):
+            RunSettings(mix=bad)
 
 
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
