@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from lavida_bench.backends.shapes import COLORS, SHAPES, Shape
+from lavida_bench.tasks.refcoco import box_iou
 from lavida_bench.world.language import article, phrase
 from lavida_bench.world.scene import Scene, free_box, visible_colors
 
@@ -98,15 +99,6 @@ def sample_edit(rng: np.random.Generator, scene: Scene, op: str | None = None) -
     objects = list(scene.objects)
     objects[index] = changed
     return Edit(text, spec, scene, scene.with_objects(objects))
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two xyxy boxes with exclusive ends."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass(frozen=True)

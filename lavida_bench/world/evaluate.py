@@ -5,7 +5,8 @@ would, and the world's strict detector as the judge of images:
 
 - `vq_recall`: share of objects the detector recovers (kind, colour, box IoU >= 0.8) after an
   encode/decode round trip through the checkpoint's VQ - an upper bound for image generation;
-- `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions, and
+- `grounding_p50`: one-step grounding precision at IoU 0.5 on referring expressions (the RefCOCO
+  task's IoU and threshold, `tasks/refcoco.py`), and
   `grounding_by_objects` the same split by the number of objects in the scene;
 - `grounding_swap`: whether grounding reads the expression at all: both objects of a
   two-object scene asked for by name, the same box given for both or each its own;
@@ -21,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from lavida_bench.api import Options
-
+from lavida_bench.tasks.refcoco import IOU_THRESHOLD, box_iou
 from lavida_bench.world.detect import detect
-from lavida_bench.world.edits import box_iou, outcome, sample_edit
+from lavida_bench.world.edits import outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
 from lavida_bench.world.micro import WORLD_SIDE, image_options, micro_pipeline
 from lavida_bench.world.scene import sample_scene
@@ -61,7 +62,7 @@ def grounding_hits(pipe, rng: np.random.Generator, n: int, options: Options | No
             objects.append(len(scene.objects))
     hits: dict[str, list[bool]] = {}
     for r, box, count in zip(pipe.ground(requests), truth, objects):
-        hit = bool(r.boxes) and box_iou(r.boxes[0], box) >= 0.5
+        hit = bool(r.boxes) and box_iou(r.boxes[0], box) >= IOU_THRESHOLD
         hits.setdefault(f"{count} object{'s' * (count > 1)}", []).append(hit)
     return hits
 
@@ -90,7 +91,7 @@ def grounding_swap(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str
     both, same = [], []
     for i, scene in enumerate(scenes):
         pair = boxes[2 * i: 2 * i + 2]
-        both.append(all(b is not None and box_iou(b, o.box) >= 0.5 for b, o in zip(pair, scene.objects)))
+        both.append(all(b is not None and box_iou(b, o.box) >= IOU_THRESHOLD for b, o in zip(pair, scene.objects)))
         same.append(pair[0] is not None and list(pair[0]) == list(pair[1]))
     return shares({"both_right": both, "same_box": same})
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from lavida_bench.world.detect import detect, foreground_explained
-from lavida_bench.world.edits import box_iou
+from lavida_bench.tasks.refcoco import box_iou
 from lavida_bench.world.scene import sample_scene
 
 

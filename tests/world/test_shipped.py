@@ -19,7 +19,7 @@ import torch
 from lavida_bench.api import Options, Request
 from lavida_bench.demo import WEIGHTS
 from lavida_bench.world.detect import detect
-from lavida_bench.world.edits import box_iou
+from lavida_bench.tasks.refcoco import box_iou
 from lavida_bench.world.language import geneval_caption
 from lavida_bench.world.micro import WORLD_SIDE, image_options, micro_pipeline
 from lavida_bench.world.run import weights_fingerprint
