@@ -85,8 +85,8 @@ def grounding_swap(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str
         scene = sample_scene(rng, WORLD_SIDE)
         if len(scene.objects) == 2 and scene.objects[0].kind != scene.objects[1].kind:
             scenes.append(scene)
-    requests = [Request(f"s{i}-{j}", "ground", f"the {o.kind}", [s.image()], Options(steps=1))
-                for i, s in enumerate(scenes) for j, o in enumerate(s.objects)]
+    requests = [Request(f"s{i}-{j}", "ground", refer(s, j), [s.image()], Options(steps=1))  # "the {kind}"
+                for i, s in enumerate(scenes) for j in range(2)]
     boxes = [r.boxes[0] if r.boxes else None for r in pipe.ground(requests)]
     both, same = [], []
     for i, scene in enumerate(scenes):
