@@ -36,8 +36,7 @@ STATE = "state.json"
 @dataclass
 class Snapshot:
     """What `state.json` records: the run's identity (settings, base run, command, the run whose VQ
-    it took), its position
-    (the last finished `step` of `unit`), and the files that hold the rest."""
+    it took), its position (the last finished `step` of `unit`), and the files that hold the rest."""
 
     settings: dict[str, Any]
     continue_from: str | None
