@@ -214,12 +214,16 @@ def save(net: LavidaNetwork, vq: VQTokenizer, tokenizer, folder: Path, facts: di
     net.train(was_training)
 
 
-def weights_fingerprint(folder: Path) -> dict[str, str]:
-    """sha256 of every safetensors file of a checkpoint folder (relative path -> digest)."""
+def file_digest(path: Path) -> str | None:
+    """sha256 of a file, None where there is none."""
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.safetensors"))}
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def weights_fingerprint(folder: Path) -> dict[str, str]:
+    """sha256 of every safetensors file of a checkpoint folder (relative path -> digest)."""
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*.safetensors"))}
 
 
 def train_world(settings: RunSettings, out: str | Path, command: str = "",
@@ -391,7 +395,7 @@ def check_vq_source(settings: RunSettings, run: Path) -> dict[str, Any]:
     if differ:
         raise ValueError(f"{run / 'train.json'}: settings {differ} differ from this run's; the VQ stage depends on "
                          f"{list(VQ_STAGE)} only, and they must match")
-    if weights_fingerprint(run / "checkpoint").get(VQ_FILE) != record["fingerprint"]["checkpoint"].get(VQ_FILE):
+    if file_digest(run / "checkpoint" / VQ_FILE) != record["fingerprint"]["checkpoint"].get(VQ_FILE):
         raise ValueError(f"{run / 'checkpoint' / VQ_FILE}: weights differ from the fingerprint in {run / 'train.json'}")
     return record
 
