@@ -38,6 +38,8 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "vision_target": "vision pretraining's target: classes (the shipped weights), words (features in the "
                          "space of the words naming the object) or places (words plus a code of the cell's place)",
         "mix": "first network stage's task shares, task=share,... summing to 1 (lavida_bench/world/mix.py)",
+        "phases": "stages between the first and the tuning stage, space-separated mix@steps entries, e.g. "
+                  "'color_qa=1@600' (mixes as --mix; at --lr)",
         "tune_steps": "tuning stage steps (0: none)",
         "tune_lr": "tuning stage's peak learning rate", "threads": "torch CPU threads"}
 

@@ -36,7 +36,11 @@ MIX = {"t2i": 0.4, "edit": 0.12, "ground": 0.12, "understand": 0.14, "judge": 0.
 # (docs/benchmarks.md, "The benchmarks' phrasings").
 TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understand": 0.1, "task_qa": 0.1,
             "judge": 0.1, "plan": 0.1}
-TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i"}  # mix entries that make another task's examples
+# Every task a mix may name: the tuning stage's, and `color_qa` (the world's colour questions
+# alone, for a stage that teaches reading an object's colour before the full mix;
+# docs/benchmarks.md, "Colour is learned alone too").
+TASKS = (*TUNE_MIX, "color_qa")
+TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand"}  # entries making another task's examples
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
@@ -48,9 +52,9 @@ def mix_text(mix: dict[str, float]) -> str:
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """The first network stage's mix from its `task=share,...` text (the `mix` run setting): tasks
-    of `TUNE_MIX`, each once, shares > 0 that sum to 1, in the order written (the order is part of
-    the example stream: `trainer.sample_task` draws an index)."""
+    """A network stage's mix from its `task=share,...` text (the `mix` and `phases` run settings):
+    tasks of `TASKS`, each once, shares > 0 that sum to 1, in the order written (the order is part
+    of the example stream: `trainer.sample_task` draws an index)."""
     mix: dict[str, float] = {}
     for entry in text.split(","):
         task, sep, share = (part.strip() for part in entry.partition("="))
@@ -58,8 +62,8 @@ def parse_mix(text: str) -> dict[str, float]:
             value = float(share)
         except ValueError:
             value = float("nan")
-        if not sep or task not in TUNE_MIX or task in mix or not value > 0:
-            raise ValueError(f"mix entry {entry!r}: expected task=share, a task of {', '.join(TUNE_MIX)} (each once) "
+        if not sep or task not in TASKS or task in mix or not value > 0:
+            raise ValueError(f"mix entry {entry!r}: expected task=share, a task of {', '.join(TASKS)} (each once) "
                              f"and a share > 0")
         mix[task] = value
     if abs(sum(mix.values()) - 1) > 1e-6:
@@ -122,6 +126,15 @@ def understand_example(rng: np.random.Generator, side: int) -> Example:
     return question_example(pick.question, scene.image(), pick.answer)
 
 
+def color_question_example(rng: np.random.Generator, side: int) -> Example:
+    """A colour question ("What color is the square?") about a scene that has one to ask."""
+    while True:
+        scene = sample_scene(rng, side)
+        asked = [qa for qa in questions(scene, rng) if qa.kind == "color"]
+        if asked:
+            return question_example(asked[0].question, scene.image(), asked[0].answer)
+
+
 def question_example(question: str, image: Image.Image, answer: str) -> Example:
     """A question about one image, in the understanding prompt the pipeline builds."""
     return Example("understand", chat_prompt(prompts.understand_user(question, 1)), [image], answer=answer)
@@ -159,14 +172,14 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 
 
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
-    """One example of mix entry `task` (an entry of `MIX` or `TUNE_MIX`)."""
+    """One example of mix entry `task` (one of `TASKS`)."""
     image_makers = {"t2i": t2i_example, "dense_t2i": dense_t2i_example, "edit": edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)
     makers = {"ground": ground_example, "understand": understand_example, "task_qa": task_question_example,
-              "judge": judge_example, "plan": plan_example}
+              "judge": judge_example, "plan": plan_example, "color_qa": color_question_example}
     if task not in makers:
-        raise ValueError(f"unknown training task {task!r} (one of {', '.join(TUNE_MIX)})")
+        raise ValueError(f"unknown training task {task!r} (one of {', '.join(TASKS)})")
     return makers[task](rng, side)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -61,6 +62,10 @@ class RunSettings:
     # The first network stage's task shares, `task=share,...` (`mix.parse_mix`); the default is
     # `mix.MIX`, the shipped weights'.
     mix: str = mix_text(MIX)
+    # Stages between the first and the tuning stage, each `mix@steps` (`parse_phases`), at `lr`
+    # with their own warm-up and cosine: a skill learned alone before the full mix
+    # (docs/benchmarks.md, "Colour is learned alone too"). "" (the shipped weights): none.
+    phases: str = ""
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
     tune_steps: int = 0
     tune_lr: float = 1e-4
@@ -74,6 +79,7 @@ class RunSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_image_options(self.object_weight, self.object_masks)
         parse_mix(self.mix)
+        parse_phases(self.phases)
         if self.vision_target not in TARGETS:
             raise ValueError(f"vision_target must be one of {', '.join(TARGETS)}, got {self.vision_target!r}")
         for name in ("vision_lr_scale", "weight_decay", "tune_steps"):
@@ -86,7 +92,7 @@ class RunSettings:
 
     def cli_args(self) -> list[str]:
         """The `tools/train_world.py` options that reproduce these settings."""
-        return [f"--{name.replace('_', '-')} {value}" for name, value in asdict(self).items()]
+        return [f"--{name.replace('_', '-')} {shlex.quote(str(value))}" for name, value in asdict(self).items()]
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,40 @@ class Stage:
     before: int = 0
 
 
+def parse_phases(text: str) -> list[tuple[dict[str, float], int]]:
+    """The `phases` setting: space-separated `mix@steps` entries (`mix.parse_mix`, steps >= 1)."""
+    out = []
+    for entry in text.split():
+        mix, sep, steps = entry.rpartition("@")
+        if not sep or not steps.isdigit() or int(steps) < 1:
+            raise ValueError(f"phase {entry!r}: expected task=share,...@steps with steps >= 1")
+        out.append((parse_mix(mix), int(steps)))
+    return out
+
+
 def stages(settings: RunSettings) -> list[Stage]:
-    """The world's own phrasing first; then, with `tune_steps`, the benchmarks' phrasings too."""
+    """The world's own phrasing first; then the `phases`; then, with `tune_steps`, the benchmarks'
+    phrasings too. Each stage's examples and masks draw from seeds of their own."""
     out = [Stage("network", parse_mix(settings.mix), settings.steps, settings.lr, settings.warmup, settings.seed + 2)]
+    for i, (mix, steps) in enumerate(parse_phases(settings.phases), start=1):
+        out.append(Stage(f"phase{i}", mix, steps, settings.lr, settings.warmup, settings.seed + 5 + 2 * i,
+                         before=out[-1].before + out[-1].steps))
     if settings.tune_steps:
         out.append(Stage("tune", TUNE_MIX, settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
-                         before=settings.steps))
+                         before=out[-1].before + out[-1].steps))
     return out
+
+
+def trained_stages(settings: RunSettings, continued: bool) -> list[Stage]:
+    """The network stages a run trains: all of them, or a continued run's tuning stage alone (its
+    base run trained the others)."""
+    return [s for s in stages(settings) if s.name == "tune" or not continued]
+
+
+def total_steps(settings: RunSettings) -> int:
+    """Network steps over every stage: what the final weights have been trained for."""
+    last = stages(settings)[-1]
+    return last.before + last.steps
 
 
 def learning_rate(stage: Stage, step: int) -> float:
@@ -256,10 +289,10 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     else:
         trainer = continued_trainer(settings, Path(base_path), out, progress)
     first_seconds = log.seconds()
-    for stage in stages(settings)[1:]:  # the first stage is the base trainer's, or the base run's
-        train_stage(settings, stage, trainer, out, log, progress)
-    save(trainer.net, trainer.vq, trainer.tokenizer, out / "checkpoint",
-         provenance(settings, settings.steps + settings.tune_steps))
+    for stage in trained_stages(settings, base is not None):
+        if stage.before:  # the first stage ran above, with the base trainer's set-up
+            train_stage(settings, stage, trainer, out, log, progress)
+    save(trainer.net, trainer.vq, trainer.tokenizer, out / "checkpoint", provenance(settings, total_steps(settings)))
     seconds = {"first_stages" if base is None else "loading": round(first_seconds, 1), "total": round(log.seconds(), 1)}
     record = {"command": progress.snapshot.command, "settings": asdict(settings), "world_side": WORLD_SIDE,
               "seconds": seconds, "final_losses": log.means(),
@@ -284,7 +317,7 @@ def fresh_progress(settings: RunSettings, out: Path, base_path: str | None, comm
     if (out / "train.json").exists() or (out / "loss.jsonl").exists():
         raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
                               f"or resume a killed run")
-    units = ([] if base_path else ["vq", "vision"]) + [s.name for s in stages(settings)[1 if base_path else 0:]]
+    units = ([] if base_path else ["vq", "vision"]) + [s.name for s in trained_stages(settings, base_path is not None)]
     return Progress.fresh(out, asdict(settings), base_path, command, units, vq_path)
 
 

@@ -121,6 +121,24 @@ def test_a_continued_run_resumes_too(tmp_path, monkeypatch, whole) -> None:
     assert record["resumed_at"] == [{"unit": "tune", "step": 2}]
 
 
+def test_a_run_with_a_phase_resumes_and_continues_to_the_one_commands_weights(tmp_path, monkeypatch) -> None:
+    """The phase sits between the first and the tuning stage: killed after it, the run resumes at
+    its end; a base run that trained it, continued, ends where the one command does."""
+    phased = replace(TUNED, phases="color_qa=1@2")
+    whole = train_world(phased, tmp_path / "whole")
+    assert [x["stage"] for x in log_lines(tmp_path / "whole") if "task" in x][4:6] == ["phase1", "phase1"]
+    monkeypatch.setattr(run, "SNAPSHOT_EVERY", 2)
+    with monkeypatch.context() as m:
+        kill_at_update(m, 7)  # first stage 4 updates, the phase 2, then the tuning stage's first
+        with pytest.raises(Killed):
+            train_world(phased, tmp_path / "run")
+    resumed = train_world(phased, tmp_path / "run", resume=True)
+    assert resumed["fingerprint"] == whole["fingerprint"] and resumed["resumed_at"] == [{"unit": "phase1", "step": 2}]
+    train_world(replace(phased, tune_steps=0), tmp_path / "base")
+    continued = train_world(phased, tmp_path / "continued", continue_from=tmp_path / "base")
+    assert continued["fingerprint"]["checkpoint"] == whole["fingerprint"]["checkpoint"]
+
+
 def test_a_run_lent_a_finished_runs_vq_ends_with_the_weights_of_the_run_that_trains_it(tmp_path, monkeypatch,
                                                                                         whole) -> None:
     """`vq_from`: the VQ stage depends on the seed and its steps only, so a finished run's VQ stands

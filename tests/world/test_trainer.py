@@ -12,6 +12,7 @@ import torch
 from lavida_bench.model.checkpoint import load_checkpoint
 from lavida_bench.model.tiny import tiny_tokenizer
 from lavida_bench.model.tokens import SpecialIds
+from lavida_bench.backends.shapes import COLORS
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
 from lavida_bench.world.mix import MIX, TUNE_MIX, corpus, example, trained_as
@@ -271,7 +272,8 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0,
-                           vision_target="words", mix="ground=0.25,t2i=0.75", tune_steps=20, tune_lr=3e-4)
+                           vision_target="words", mix="ground=0.25,t2i=0.75", phases="color_qa=1@5 judge=0.5,plan=0.5@3",
+                           tune_steps=20, tune_lr=3e-4)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
 
@@ -288,6 +290,28 @@ def test_the_mix_setting_gives_the_first_stages_shares_in_order() -> None:
                      ("ground", "'ground'"), ("ground=half,t2i=0.5", "'ground=half'")]:
         with pytest.raises(ValueError, match=why):
             RunSettings(mix=bad)
+
+
+def test_phases_run_between_the_first_and_the_tuning_stage_each_with_its_own_streams() -> None:
+    from lavida_bench.world.run import stages, total_steps, trained_stages
+
+    settings = RunSettings(steps=100, early_step=10, phases="color_qa=1@30 ground=0.5,judge=0.5@20", tune_steps=40)
+    got = [(s.name, s.mix, s.steps, s.before) for s in stages(settings)]
+    assert got[1:] == [("phase1", {"color_qa": 1.0}, 30, 100), ("phase2", {"ground": 0.5, "judge": 0.5}, 20, 130),
+                       ("tune", TUNE_MIX, 40, 150)]
+    assert len({s.seed for s in stages(settings)}) == 4 and total_steps(settings) == 190
+    assert [s.name for s in trained_stages(settings, continued=True)] == ["tune"]
+    assert total_steps(RunSettings(steps=100, early_step=10)) == 100
+    for bad in ("color_qa=1", "color_qa=1@0", "color_qa=1@x", "colour=1@5", "ground=0.5@5"):
+        with pytest.raises(ValueError, match="phase|mix"):
+            RunSettings(phases=bad)
+
+
+def test_colour_question_examples_ask_the_colour_of_an_object_of_the_scene() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        ex = example(rng, "color_qa", WORLD_SIDE, 0)
+        assert "What color is the" in ex.prompt and ex.answer in COLORS and trained_as("color_qa") == "understand"
 
 
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
