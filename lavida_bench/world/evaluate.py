@@ -92,7 +92,7 @@ def grounding_swap(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str
     for i, scene in enumerate(scenes):
         pair = boxes[2 * i: 2 * i + 2]
         both.append(all(b is not None and box_iou(b, o.box) >= IOU_THRESHOLD for b, o in zip(pair, scene.objects)))
-        same.append(pair[0] is not None and list(pair[0]) == list(pair[1]))
+        same.append(None not in pair and list(pair[0]) == list(pair[1]))
     return shares({"both_right": both, "same_box": same})
 
 

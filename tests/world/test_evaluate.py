@@ -141,3 +141,18 @@ def test_grounding_swap_tells_a_grounder_that_reads_from_one_that_does_not() -> 
     assert ignores == {"both_right": {"rate": 0.0, "n": 12}, "same_box": {"rate": 1.0, "n": 12}}
     reads = grounding_swap(BoxNamedKind(), np.random.default_rng(4), 12)
     assert reads == {"both_right": {"rate": 1.0, "n": 12}, "same_box": {"rate": 0.0, "n": 12}}
+
+
+class BoxOnlyCircles(BoxNamedKind):
+    """Boxes "the circle" and answers every other expression with no box."""
+
+    def ground(self, requests):
+        named = super().ground(requests)
+        return [r if q.prompt.endswith("circle") else Result(boxes=[]) for r, q in zip(named, requests)]
+
+
+def test_a_grounding_answer_without_a_box_is_a_miss_not_a_crash() -> None:
+    from lavida_bench.world.evaluate import grounding_swap
+
+    assert grounding_swap(BoxOnlyCircles(), np.random.default_rng(4), 12) == {
+        "both_right": {"rate": 0.0, "n": 12}, "same_box": {"rate": 0.0, "n": 12}}
