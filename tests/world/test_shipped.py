@@ -2,10 +2,9 @@
 
 Each test runs the harness's pipeline on a small seeded set and checks a count against a
 threshold set below the count measured on that set and on a larger one, and above what the same
-command's under-trained weights (`early/`, step 600) reach; each docstring gives the figures
-(docs/benchmarks.md, "The shipped micro model" and "The benchmarks' phrasings"). One target of issue 17, the judge, is not
-reached by these weights; its test is a strict expected failure, so it turns red the day a
-retrained model reaches it and the marker must go.
+command's under-trained weights (`early/`, step 600 of its grounding-only first stage) reach;
+each docstring gives the figures (docs/benchmarks.md, "Ground first, then colour alone", where
+the weights shipped before these are compared too).
 """
 from __future__ import annotations
 
@@ -42,8 +41,7 @@ def test_the_shipped_weights_are_the_recorded_ones(folder: str) -> None:
 
 
 def test_one_step_grounding_finds_the_only_object(pipe) -> None:
-    """Measured: 12/12 here (before the tuning stage 12/12, and 48/48 on 48 other scenes); the
-    early weights 0/12."""
+    """Measured: 12/12 here and 48/48 on 48 other scenes; the early weights 7/12 and 27/48."""
     rng = np.random.default_rng(14)
     scenes = [sample_scene(rng, WORLD_SIDE, [(None, None)]) for _ in range(12)]
     results = pipe.ground([Request(f"s{i}", "ground", f"the {s.objects[0].kind}", [s.image()], Options(steps=1))
@@ -53,17 +51,17 @@ def test_one_step_grounding_finds_the_only_object(pipe) -> None:
 
 
 def test_one_step_grounding_beats_chance_on_scenes_of_one_to_four_objects(pipe) -> None:
-    """Measured P@0.5: 0.42 here (n=24), 0.31 on 96 other expressions; early weights 0.00;
-    a random cell of 16 about 0.06. Issue 17's target ("most", and 0.9) is not reached."""
+    """Measured P@0.5: 0.71 here (n=24), 0.69 on 96 other expressions; early weights 0.33 and
+    0.23; a random cell of 16 about 0.06. Issue 17's "most" is reached, its 0.9 is not."""
     from lavida_bench.world.evaluate import grounding_p50
 
-    assert grounding_p50(pipe, np.random.default_rng(11), 24) >= 0.2
+    assert grounding_p50(pipe, np.random.default_rng(11), 24) >= 0.5
 
 
 def test_four_grounding_steps_keeping_committed_tokens_are_no_worse_than_one(pipe) -> None:
-    """Measured P@0.5 on this set: 1 step 0.42, 4 steps 0.46 (before the tuning stage 0.50, and
-    0.46 against 0.30 on 96 other expressions); 4 steps with the release's answer (the last pass
-    at every slot) 0.08."""
+    """Measured P@0.5 on this set: 1 step 0.71, 4 steps 0.75 (on 96 other expressions 0.69 and
+    0.68, the same within noise); 4 steps with the release's answer (the last pass at every slot)
+    0.00 and 0.02."""
     from lavida_bench.world.evaluate import grounding_p50
 
     one = grounding_p50(pipe, np.random.default_rng(11), 24, Options(steps=1))
@@ -78,23 +76,22 @@ def red_circles(pipe, seeds: range) -> list[list]:
 
 
 def test_text_to_image_draws_objects(pipe) -> None:
-    """Measured: some object in 11/12 images here and 48/48 with seeds 100-147; early weights
-    1/12 and 7/48."""
-    assert sum(bool(found) for found in red_circles(pipe, range(12))) >= 10
+    """Measured: some object in 10/12 images here and 40/48 with seeds 100-147; early weights
+    0/12 and 0/48."""
+    assert sum(bool(found) for found in red_circles(pipe, range(12))) >= 9
 
 
 def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
-    """Measured: a red circle in 8/12 images here and 31/48 with seeds 100-147 (before the tuning
-    stage 9/12 and 33/48); early weights 0/12 and 1/48."""
+    """Measured: a red circle in 9/12 images here and 36/48 with seeds 100-147 (the weights
+    shipped before these: 8/12 and 31/48); early weights 0/12 and 0/48."""
     found = red_circles(pipe, range(12))
     assert sum(any(s.kind == "circle" and s.color == "red" for s in f) for f in found) >= 7
 
 
-@pytest.mark.xfail(strict=True, reason="not reached: the judge passes right and wrong images alike")
 def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> None:
     """Decoded as the reflection loop decodes it. Measured on this set: passes 16/16 matching and
-    16/16 wrong `colors` images (on 48 pairs of every tag: 1.00 and 1.00; before the tuning
-    stage 0.83 and 0.75)."""
+    4/16 wrong `colors` images (on 48 pairs of every tag: 1.00 and 0.17; the weights shipped
+    before these passed every image, 1.00 and 1.00); the early weights pass none."""
     rng = np.random.default_rng(12)
     pairs = [judge_pair(rng, "colors", bool(i % 2), WORLD_SIDE) for i in range(32)]
     verdicts, _ = pipe.reflection.verdicts([p.caption.text for p in pairs], [p.shown.image() for p in pairs],
@@ -102,15 +99,14 @@ def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> No
     passed: dict[bool, list[bool]] = {True: [], False: []}
     for p, v in zip(pairs, verdicts):
         passed[p.correct].append(PASS_PHRASE in v)
-    assert np.mean(passed[True]) > np.mean(passed[False]) + 0.1
+    assert np.mean(passed[True]) >= np.mean(passed[False]) + 0.5
 
 
 def test_questions_in_the_benchmark_tasks_phrasings_are_answered(pipe) -> None:
     """Asked as the MMMU and ChartQA tasks ask (lmms-eval's formats). Measured on these 16 scenes:
-    16/16 letters right; 16/16 ChartQA-phrased questions answered, 9/16 right. On 32 other scenes
-    32/32 and 12/32 (every one answered). Before the tuning stage the same weights got 10/32 letters
-    (21 empty) and answered none of the ChartQA-phrased questions; the early weights get 5/16
-    letters and answer none."""
+    16/16 letters right; 16/16 ChartQA-phrased questions answered, 16/16 right. On 32 other scenes
+    32/32 and 29/32 (every one answered). The weights shipped before these: 16/16 and 9/16 here;
+    the early weights answer none."""
     from lavida_bench.tasks import chartqa, mmmu
     from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION
     from lavida_bench.world.language import questions
@@ -125,11 +121,35 @@ def test_questions_in_the_benchmark_tasks_phrasings_are_answered(pipe) -> None:
     answers = pipe.understand([Request(f"c{i}", "understand", chartqa.build_prompt(q.question), [s.image()],
                                        Options(max_new_tokens=16)) for i, (q, s) in enumerate(zip(asked, scenes))])
     assert sum(bool(r.text.strip()) for r in answers) >= 14
-    assert sum(r.text.strip() == q.answer for r, q in zip(answers, asked)) >= 5
+    assert sum(r.text.strip() == q.answer for r, q in zip(answers, asked)) >= 13
+
+
+def asked_of_kind(kind: str, seed: int, n: int) -> list[tuple]:
+    """`n` scenes with a question of `kind` about each (the world's own phrasing)."""
+    from lavida_bench.world.language import questions
+
+    rng, asked = np.random.default_rng(seed), []
+    while len(asked) < n:
+        scene = sample_scene(rng, WORLD_SIDE)
+        found = [q for q in questions(scene, rng) if q.kind == kind]
+        if found:
+            asked.append((found[0], scene))
+    return asked
+
+
+@pytest.mark.parametrize("kind, least", [("color", 14), ("count", 13)])
+def test_colour_and_count_questions_are_answered_right(pipe, kind: str, least: int) -> None:
+    """Issue 17's 0.9. Measured on these 16: colour 16/16, count 15/16; on 48 others (seed 116)
+    48/48 and 45/48; the weights shipped before these 0.40 and 0.46 (n = 10 and 13), the early
+    weights 0/16 and 0/16."""
+    asked = asked_of_kind(kind, 16, 16)
+    answers = pipe.understand([Request(f"q{i}", "understand", q.question, [s.image()], Options(max_new_tokens=16))
+                               for i, (q, s) in enumerate(asked)])
+    assert sum(a.text.strip() == q.answer for (q, _), a in zip(asked, answers)) >= least
 
 
 def test_plans_lay_out_one_box_per_counted_object(pipe) -> None:
-    """Measured: 8/8 here, 12/12 on 12 other counting prompts; early weights 4/8 and 6/12."""
+    """Measured: 8/8 here, 12/12 on 12 other counting prompts; early weights 0/8 and 0/12."""
     rng = np.random.default_rng(13)
     captions = [geneval_caption(rng, "counting", WORLD_SIDE) for _ in range(8)]
     results = pipe.generate([Request(f"p{i}", "generate", c.text, options=image_options(plan=True), seed=i)
@@ -156,10 +176,9 @@ def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
 
 
 def test_plans_name_the_prompts_objects(pipe) -> None:
-    """Single object, two objects, counting and colour prompts. Measured: 9/12 here and 32/48 on
-    48 other prompts (before the tuning stage 9/12 and 29/48); early weights 1/12 and 2/48;
-    decoded against a prompt cache (the release's `prefix_lm=True`, which this model was not
-    trained for) 7/48 before the tuning stage."""
+    """Single object, two objects, counting and colour prompts. Measured: 10/12 here and 39/48 on
+    48 other prompts (the weights shipped before these: 9/12 and 32/48); early weights 0/12 and
+    0/48."""
     rng = np.random.default_rng(13)
     tags = ("single_object", "two_object", "counting", "colors")
     captions = [geneval_caption(rng, tags[i % 4], WORLD_SIDE) for i in range(12)]
@@ -167,4 +186,4 @@ def test_plans_name_the_prompts_objects(pipe) -> None:
                              for i, c in enumerate(captions)])
     named = sum(plan_names_the_prompts_objects(r.trace.plan or "", len(r.trace.plan_boxes), c.meta)
                 for r, c in zip(results, captions))
-    assert named >= 6
+    assert named >= 8
