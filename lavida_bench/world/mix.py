@@ -38,7 +38,7 @@ TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understan
             "judge": 0.1, "plan": 0.1}
 # Every task a mix may name: the tuning stage's, and `color_qa` (the world's colour questions
 # alone, for a stage that teaches reading an object's colour before the full mix;
-# docs/benchmarks.md, "Colour is learned alone too").
+# docs/benchmarks.md, "Ground first, then colour alone").
 TASKS = (*TUNE_MIX, "color_qa")
 TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand"}  # entries making another task's examples
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths

@@ -64,7 +64,7 @@ class RunSettings:
     mix: str = mix_text(MIX)
     # Stages between the first and the tuning stage, each `mix@steps` (`parse_phases`), at `lr`
     # with their own warm-up and cosine: a skill learned alone before the full mix
-    # (docs/benchmarks.md, "Colour is learned alone too"). "" (the shipped weights): none.
+    # (docs/benchmarks.md, "Ground first, then colour alone"). "" (no phases) is the default.
     phases: str = ""
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
     tune_steps: int = 0
@@ -133,10 +133,10 @@ def stages(settings: RunSettings) -> list[Stage]:
     return out
 
 
-def trained_stages(settings: RunSettings, continued: bool) -> list[Stage]:
-    """The network stages a run trains: all of them, or a continued run's tuning stage alone (its
-    base run trained the others)."""
-    return [s for s in stages(settings) if s.name == "tune" or not continued]
+def later_stages(settings: RunSettings, continued: bool) -> list[Stage]:
+    """The network stages after the first that a run trains: all of them, or a continued run's
+    tuning stage alone (its base run trained the phases)."""
+    return [s for s in stages(settings)[1:] if s.name == "tune" or not continued]
 
 
 def total_steps(settings: RunSettings) -> int:
@@ -289,9 +289,8 @@ def train_world(settings: RunSettings, out: str | Path, command: str = "",
     else:
         trainer = continued_trainer(settings, Path(base_path), out, progress)
     first_seconds = log.seconds()
-    for stage in trained_stages(settings, base is not None):
-        if stage.before:  # the first stage ran above, with the base trainer's set-up
-            train_stage(settings, stage, trainer, out, log, progress)
+    for stage in later_stages(settings, base is not None):
+        train_stage(settings, stage, trainer, out, log, progress)
     save(trainer.net, trainer.vq, trainer.tokenizer, out / "checkpoint", provenance(settings, total_steps(settings)))
     seconds = {"first_stages" if base is None else "loading": round(first_seconds, 1), "total": round(log.seconds(), 1)}
     record = {"command": progress.snapshot.command, "settings": asdict(settings), "world_side": WORLD_SIDE,
@@ -317,7 +316,8 @@ def fresh_progress(settings: RunSettings, out: Path, base_path: str | None, comm
     if (out / "train.json").exists() or (out / "loss.jsonl").exists():
         raise FileExistsError(f"{out}: already holds a training run (train.json / loss.jsonl); choose a new folder, "
                               f"or resume a killed run")
-    units = ([] if base_path else ["vq", "vision"]) + [s.name for s in trained_stages(settings, base_path is not None)]
+    first = [] if base_path else ["vq", "vision", stages(settings)[0].name]
+    units = first + [s.name for s in later_stages(settings, base_path is not None)]
     return Progress.fresh(out, asdict(settings), base_path, command, units, vq_path)
 
 

@@ -293,14 +293,15 @@ def test_the_mix_setting_gives_the_first_stages_shares_in_order() -> None:
 
 
 def test_phases_run_between_the_first_and_the_tuning_stage_each_with_its_own_streams() -> None:
-    from lavida_bench.world.run import stages, total_steps, trained_stages
+    from lavida_bench.world.run import later_stages, stages, total_steps
 
     settings = RunSettings(steps=100, early_step=10, phases="color_qa=1@30 ground=0.5,judge=0.5@20", tune_steps=40)
     got = [(s.name, s.mix, s.steps, s.before) for s in stages(settings)]
     assert got[1:] == [("phase1", {"color_qa": 1.0}, 30, 100), ("phase2", {"ground": 0.5, "judge": 0.5}, 20, 130),
                        ("tune", TUNE_MIX, 40, 150)]
     assert len({s.seed for s in stages(settings)}) == 4 and total_steps(settings) == 190
-    assert [s.name for s in trained_stages(settings, continued=True)] == ["tune"]
+    assert [s.name for s in later_stages(settings, continued=False)] == ["phase1", "phase2", "tune"]
+    assert [s.name for s in later_stages(settings, continued=True)] == ["tune"]
     assert total_steps(RunSettings(steps=100, early_step=10)) == 100
     for bad in ("color_qa=1", "color_qa=1@0", "color_qa=1@x", "colour=1@5", "ground=0.5@5"):
         with pytest.raises(ValueError, match="phase|mix"):
