@@ -40,7 +40,8 @@ TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understan
 # alone, for a stage that teaches reading an object's colour before the full mix;
 # docs/benchmarks.md, "Ground first, then colour alone").
 TASKS = (*TUNE_MIX, "color_qa")
-TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand"}  # entries making another task's examples
+# mix entries that make another task's examples (their batch size and loss follow that task)
+TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand"}
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")

@@ -272,8 +272,8 @@ def test_the_recorded_command_reproduces_the_settings() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     settings = RunSettings(seed=3, steps=50, early_step=7, lr=1e-3, warmup=5, vision_lr_scale=0.2, weight_decay=0.0,
-                           vision_target="words", mix="ground=0.25,t2i=0.75", phases="color_qa=1@5 judge=0.5,plan=0.5@3",
-                           tune_steps=20, tune_lr=3e-4)
+                           vision_target="words", mix="ground=0.25,t2i=0.75",
+                           phases="color_qa=1@5 judge=0.5,plan=0.5@3", tune_steps=20, tune_lr=3e-4)
     args = module.parse(shlex.split(provenance(settings, 50)["command"])[2:])
     assert module.settings_from(args) == settings
 
