@@ -308,7 +308,7 @@ def test_phases_run_between_the_first_and_the_tuning_stage_each_with_its_own_str
             RunSettings(phases=bad)
 
 
-def test_colour_question_examples_ask_the_colour_of_an_object_of_the_scene() -> None:
+def test_color_qa_examples_are_colour_questions_with_a_colour_for_answer() -> None:
     rng = np.random.default_rng(4)
     for _ in range(20):
         ex = example(rng, "color_qa", WORLD_SIDE, 0)
