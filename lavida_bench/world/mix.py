@@ -36,12 +36,13 @@ MIX = {"t2i": 0.4, "edit": 0.12, "ground": 0.12, "understand": 0.14, "judge": 0.
 # (docs/benchmarks.md, "The benchmarks' phrasings").
 TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understand": 0.1, "task_qa": 0.1,
             "judge": 0.1, "plan": 0.1}
-# Every task a mix may name: the tuning stage's, and `color_qa` (the world's colour questions
-# alone, for a stage that teaches reading an object's colour before the full mix;
-# docs/benchmarks.md, "Ground first, then colour alone").
-TASKS = (*TUNE_MIX, "color_qa")
+# Every task a mix may name: the tuning stage's, and two that teach one skill alone before the
+# full mix: `color_qa` (the world's colour questions: reading an object's colour; docs/benchmarks.md,
+# "Ground first, then colour alone") and `planned_t2i` (text-to-image with the layout plan always
+# given: drawing each object in its planned box; "Drawing follows the plan once trained on it alone").
+TASKS = (*TUNE_MIX, "color_qa", "planned_t2i")
 # mix entries that make another task's examples (their batch size and loss follow that task)
-TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand"}
+TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand", "planned_t2i": "t2i"}
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
@@ -90,11 +91,12 @@ def micro(rng: np.random.Generator, side: int) -> str:
     return prompts.micro_conditions(side, prompts.IMAGE_SETTINGS[str(rng.choice(MICRO_SETTINGS))])
 
 
-def t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
-    """Caption -> image; half of them with the layout plan in the assistant turn (how planned
-    generation is asked at inference)."""
+def t2i_example(rng: np.random.Generator, side: int, n_pos: int, planned: bool | None = None) -> Example:
+    """Caption -> image, with the layout plan in the assistant turn (how planned generation is
+    asked at inference) when `planned`; None: half of them, drawn at random."""
     caption = geneval_caption(rng, str(rng.choice(GENEVAL_TAGS)), side)
-    planned = bool(rng.random() < 0.5)
+    if planned is None:
+        planned = bool(rng.random() < 0.5)
     plan = layout_text(caption.scene) if planned else ""
     user = prompts.t2i_user(caption.text, micro(rng, side))
     return Example("t2i", chat_prompt(user, plan + GEN * n_pos), target=caption.scene.image(), plan=planned)
@@ -174,6 +176,8 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
     """One example of mix entry `task` (one of `TASKS`)."""
+    if task == "planned_t2i":
+        return t2i_example(rng, side, n_pos, planned=True)
     image_makers = {"t2i": t2i_example, "dense_t2i": dense_t2i_example, "edit": edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)

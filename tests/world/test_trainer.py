@@ -15,7 +15,8 @@ from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.backends.shapes import COLORS
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
-from lavida_bench.world.mix import MIX, TUNE_MIX, corpus, example, trained_as
+from lavida_bench.world.language import PLAN_PREFIX
+from lavida_bench.world.mix import GEN, MIX, TUNE_MIX, corpus, example, trained_as
 from lavida_bench.world.run import RunSettings, build_network, train_world, weights_fingerprint
 from lavida_bench.world.trainer import WorldTrainer, code_weights, draw_mask, mask_probability
 from lavida_bench.world.vqtrain import train_vq
@@ -313,6 +314,18 @@ def test_color_qa_examples_are_colour_questions_with_a_colour_for_answer() -> No
     for _ in range(20):
         ex = example(rng, "color_qa", WORLD_SIDE, 0)
         assert "What color is the" in ex.prompt and ex.answer in COLORS and trained_as("color_qa") == "understand"
+
+
+def test_planned_t2i_examples_always_carry_the_layout_of_their_target() -> None:
+    """`planned_t2i` is `t2i` with the plan always in the assistant turn; plain `t2i` mixes both."""
+    rng = np.random.default_rng(5)
+    planned = [example(rng, "planned_t2i", WORLD_SIDE, 16) for _ in range(12)]
+    for ex in planned:
+        assert ex.plan and ex.task == "t2i" and ex.target is not None
+        assert PLAN_PREFIX in ex.prompt and ex.prompt.count(GEN) == 16
+        assert ex.prompt.count("<box_p>") >= 1
+    assert trained_as("planned_t2i") == "t2i"
+    assert {example(rng, "t2i", WORLD_SIDE, 16).plan for _ in range(20)} == {True, False}
 
 
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
