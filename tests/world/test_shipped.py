@@ -3,8 +3,8 @@
 Each test runs the harness's pipeline on a small seeded set and checks a count against a
 threshold set below the count measured on that set and on a larger one, and above what the same
 command's under-trained weights (`early/`, step 600 of its grounding-only first stage) reach;
-each docstring gives the figures (docs/benchmarks.md, "Ground first, then colour alone", where
-the weights shipped before these are compared too).
+each docstring gives the figures (docs/benchmarks.md, "Drawing follows the plan once trained on it
+alone", where the weights shipped before these are compared too).
 """
 from __future__ import annotations
 
@@ -51,17 +51,17 @@ def test_one_step_grounding_finds_the_only_object(pipe) -> None:
 
 
 def test_one_step_grounding_beats_chance_on_scenes_of_one_to_four_objects(pipe) -> None:
-    """Measured P@0.5: 0.71 here (n=24), 0.69 on 96 other expressions; early weights 0.33 and
-    0.23; a random cell of 16 about 0.06. Issue 17's "most" is reached, its 0.9 is not."""
+    """Measured P@0.5: 0.58 here (n=24), 0.57 on 96 other expressions (the weights shipped before
+    these: 0.71 and 0.69); early weights 0.33 and 0.23; a random cell of 16 about 0.06. Issue 17's
+    0.9 is not reached."""
     from lavida_bench.world.evaluate import grounding_p50
 
-    assert grounding_p50(pipe, np.random.default_rng(11), 24) >= 0.5
+    assert grounding_p50(pipe, np.random.default_rng(11), 24) >= 0.45
 
 
 def test_four_grounding_steps_keeping_committed_tokens_are_no_worse_than_one(pipe) -> None:
-    """Measured P@0.5 on this set: 1 step 0.71, 4 steps 0.75 (on 96 other expressions 0.69 and
-    0.68, the same within noise); 4 steps with the release's answer (the last pass at every slot)
-    0.00 and 0.02."""
+    """Measured P@0.5 on this set: 1 step 0.58, 4 steps 0.67 (on 96 other expressions 0.57 and
+    0.68); 4 steps with the release's answer (the last pass at every slot) 0.00 and 0.00."""
     from lavida_bench.world.evaluate import grounding_p50
 
     one = grounding_p50(pipe, np.random.default_rng(11), 24, Options(steps=1))
@@ -69,29 +69,39 @@ def test_four_grounding_steps_keeping_committed_tokens_are_no_worse_than_one(pip
     assert four >= one
 
 
-def red_circles(pipe, seeds: range) -> list[list]:
-    results = pipe.generate([Request(f"r{i}", "generate", "a photo of a red circle", options=image_options(), seed=i)
-                             for i in seeds])
+def red_circles(pipe, seeds: range, plan: bool = False) -> list[list]:
+    results = pipe.generate([Request(f"r{i}", "generate", "a photo of a red circle", options=image_options(plan=plan),
+                                     seed=i) for i in seeds])
     return [[s.shape() for s in detect(r.image)] for r in results]
 
 
 def test_text_to_image_draws_objects(pipe) -> None:
-    """Measured: some object in 10/12 images here and 40/48 with seeds 100-147; early weights
+    """Measured: some object in 12/12 images here and 46/48 with seeds 100-147; early weights
     0/12 and 0/48."""
     assert sum(bool(found) for found in red_circles(pipe, range(12))) >= 9
 
 
-def test_a_red_circle_is_drawn_as_one_most_of_the_time(pipe) -> None:
-    """Measured: a red circle in 9/12 images here and 36/48 with seeds 100-147 (the weights
-    shipped before these: 8/12 and 31/48); early weights 0/12 and 0/48."""
-    found = red_circles(pipe, range(12))
-    assert sum(any(s.kind == "circle" and s.color == "red" for s in f) for f in found) >= 7
+def red_circles_found(found: list[list]) -> int:
+    return sum(any(s.kind == "circle" and s.color == "red" for s in f) for f in found)
+
+
+def test_a_red_circle_is_drawn_as_one_most_of_the_time_after_a_plan(pipe) -> None:
+    """Measured: a red circle in 9/12 planned images here and 45/48 with seeds 100-147; early
+    weights 0/12 and 0/48."""
+    assert red_circles_found(red_circles(pipe, range(12), plan=True)) >= 7
+
+
+def test_a_red_circle_is_drawn_without_a_plan_less_reliably(pipe) -> None:
+    """Without a plan these weights draw the red object as a square about half the time.
+    Measured: a red circle in 5/12 images here and 19/48 with seeds 100-147 (27 of the 48 held a
+    red square; the weights shipped before these: 9/12 and 36/48); early weights 0/12 and 0/48."""
+    assert red_circles_found(red_circles(pipe, range(12))) >= 3
 
 
 def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> None:
     """Decoded as the reflection loop decodes it. Measured on this set: passes 16/16 matching and
-    4/16 wrong `colors` images (on 48 pairs of every tag: 1.00 and 0.17; the weights shipped
-    before these passed every image, 1.00 and 1.00); the early weights pass none."""
+    4/16 wrong `colors` images (on 48 pairs of every tag: 1.00 and 0.21); the early weights pass
+    none."""
     rng = np.random.default_rng(12)
     pairs = [judge_pair(rng, "colors", bool(i % 2), WORLD_SIDE) for i in range(32)]
     verdicts, _ = pipe.reflection.verdicts([p.caption.text for p in pairs], [p.shown.image() for p in pairs],
@@ -104,9 +114,8 @@ def test_the_judge_rejects_a_wrong_image_more_often_than_a_right_one(pipe) -> No
 
 def test_questions_in_the_benchmark_tasks_phrasings_are_answered(pipe) -> None:
     """Asked as the MMMU and ChartQA tasks ask (lmms-eval's formats). Measured on these 16 scenes:
-    16/16 letters right; 16/16 ChartQA-phrased questions answered, 16/16 right. On 32 other scenes
-    32/32 and 29/32 (every one answered). The weights shipped before these: 16/16 and 9/16 here;
-    the early weights answer none."""
+    16/16 letters right; 16/16 ChartQA-phrased questions answered, 15/16 right. On 32 other scenes
+    32/32 and 27/32 (every one answered). The early weights answer none."""
     from lavida_bench.tasks import chartqa, mmmu
     from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION
     from lavida_bench.world.language import questions
@@ -140,8 +149,7 @@ def asked_of_kind(kind: str, seed: int, n: int) -> list[tuple]:
 @pytest.mark.parametrize("kind, least", [("color", 14), ("count", 13)])
 def test_colour_and_count_questions_are_answered_right(pipe, kind: str, least: int) -> None:
     """Issue 17's 0.9. Measured on these 16: colour 16/16, count 15/16; on 48 others (seed 116)
-    48/48 and 45/48; the weights shipped before these 0.40 and 0.46 (n = 10 and 13), the early
-    weights 0/16 and 0/16."""
+    48/48 and 45/48; the early weights 0/16 and 0/16."""
     asked = asked_of_kind(kind, 16, 16)
     answers = pipe.understand([Request(f"q{i}", "understand", q.question, [s.image()], Options(max_new_tokens=16))
                                for i, (q, s) in enumerate(asked)])
@@ -176,8 +184,8 @@ def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
 
 
 def test_plans_name_the_prompts_objects(pipe) -> None:
-    """Single object, two objects, counting and colour prompts. Measured: 10/12 here and 39/48 on
-    48 other prompts (the weights shipped before these: 9/12 and 32/48); early weights 0/12 and
+    """Single object, two objects, counting and colour prompts. Measured: 12/12 here and 48/48 on
+    48 other prompts (the weights shipped before these: 10/12 and 39/48); early weights 0/12 and
     0/48."""
     rng = np.random.default_rng(13)
     tags = ("single_object", "two_object", "counting", "colors")
@@ -186,4 +194,34 @@ def test_plans_name_the_prompts_objects(pipe) -> None:
                              for i, c in enumerate(captions)])
     named = sum(plan_names_the_prompts_objects(r.trace.plan or "", len(r.trace.plan_boxes), c.meta)
                 for r, c in zip(results, captions))
-    assert named >= 8
+    assert named >= 10
+
+
+def planned_objects_drawn(pipe, seed: int, n: int) -> tuple[int, int]:
+    """Over `n` two-object, counting and position prompts drawn with planning: (planned boxes in
+    which the detector finds an object of the box's kind at IoU >= 0.5, planned boxes)."""
+    from lavida_bench.model.tokens import SPECIAL_TOKENS
+
+    opening, closing = (re.escape(SPECIAL_TOKENS[k]) for k in ("box_open", "box_close"))
+    rng = np.random.default_rng(seed)
+    tags = ("two_object", "counting", "position")
+    captions = [geneval_caption(rng, tags[i % 3], WORLD_SIDE) for i in range(n)]
+    results = pipe.generate([Request(f"d{i}", "generate", c.text, options=image_options(plan=True), seed=i)
+                             for i, c in enumerate(captions)])
+    drawn = planned = 0
+    for r in results:
+        kinds = [p.split()[-1] if p.split() else "" for p in re.findall(f"{opening}(.*?){closing}", r.trace.plan or "")]
+        seen = detect(r.image)
+        planned += len(r.trace.plan_boxes)
+        if len(kinds) == len(r.trace.plan_boxes):  # a plan whose phrases and boxes do not pair counts as undrawn
+            drawn += sum(any(s.kind == kind and box_iou(s.box, box) >= 0.5 for s in seen)
+                         for kind, box in zip(kinds, r.trace.plan_boxes))
+    return drawn, planned
+
+
+def test_planned_drawing_puts_each_planned_object_in_its_box(pipe) -> None:
+    """What makes planning help (docs/benchmarks.md, "Drawing follows the plan once trained on it
+    alone"). Measured: 25 of 29 planned boxes drawn here, 95 of 115 on 48 other prompts (seed
+    117); the weights shipped before these 15/29 and 50/115; the early weights 0/192 and 0/765."""
+    drawn, planned = planned_objects_drawn(pipe, 17, 12)
+    assert planned >= 12 and drawn >= 0.65 * planned
