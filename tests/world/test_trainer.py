@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lavida_bench.model.tokens import SpecialIds
 from lavida_bench.backends.shapes import COLORS
 from lavida_bench.model.vq import VQTokenizer, vq_from_config
 from lavida_bench.world.micro import WORLD_SIDE, micro_vq_config
+from lavida_bench.world.detect import detect
 from lavida_bench.world.language import PLAN_PREFIX
 from lavida_bench.world.mix import GEN, MIX, TUNE_MIX, corpus, example, trained_as
 from lavida_bench.world.run import RunSettings, build_network, train_world, weights_fingerprint
@@ -323,7 +325,8 @@ def test_planned_t2i_examples_always_carry_the_layout_of_their_target() -> None:
     for ex in planned:
         assert ex.plan and ex.task == "t2i" and ex.target is not None
         assert PLAN_PREFIX in ex.prompt and ex.prompt.count(GEN) == 16
-        assert ex.prompt.count("<box_p>") >= 1
+        drawn = sorted(f"{o.color} {o.kind}" for o in detect(ex.target))  # the target's objects, by the strict detector
+        assert sorted(re.findall(r"<box_p> (.*?) </box_p>", ex.prompt)) == drawn
     assert trained_as("planned_t2i") == "t2i"
     assert {example(rng, "t2i", WORLD_SIDE, 16).plan for _ in range(20)} == {True, False}
 
