@@ -166,15 +166,20 @@ def test_plans_lay_out_one_box_per_counted_object(pipe) -> None:
     assert right >= 7
 
 
+def plan_phrases(plan: str) -> list[list[str]]:
+    """The words of each `<box_p>` phrase of a plan, in order."""
+    from lavida_bench.model.tokens import SPECIAL_TOKENS
+
+    opening, closing = (re.escape(SPECIAL_TOKENS[k]) for k in ("box_open", "box_close"))
+    return [p.split() for p in re.findall(f"{opening}(.*?){closing}", plan)]
+
+
 def plan_names_the_prompts_objects(plan: str, n_boxes: int, meta: dict) -> bool:
     """Each `<box_p>` phrase ends in a class the prompt asks for, as many of each as it asks, every
     colour it asks for is named, and there is one box per object."""
     from collections import Counter
 
-    from lavida_bench.model.tokens import SPECIAL_TOKENS
-
-    opening, closing = (re.escape(SPECIAL_TOKENS[k]) for k in ("box_open", "box_close"))
-    phrases = [p.split() for p in re.findall(f"{opening}(.*?){closing}", plan)]
+    phrases = plan_phrases(plan)
     wanted = Counter()
     for clause in meta["include"]:
         wanted[clause["class"]] += clause["count"]
@@ -200,9 +205,6 @@ def test_plans_name_the_prompts_objects(pipe) -> None:
 def planned_objects_drawn(pipe, seed: int, n: int) -> tuple[int, int]:
     """Over `n` two-object, counting and position prompts drawn with planning: (planned boxes in
     which the detector finds an object of the box's kind at IoU >= 0.5, planned boxes)."""
-    from lavida_bench.model.tokens import SPECIAL_TOKENS
-
-    opening, closing = (re.escape(SPECIAL_TOKENS[k]) for k in ("box_open", "box_close"))
     rng = np.random.default_rng(seed)
     tags = ("two_object", "counting", "position")
     captions = [geneval_caption(rng, tags[i % 3], WORLD_SIDE) for i in range(n)]
@@ -210,7 +212,7 @@ def planned_objects_drawn(pipe, seed: int, n: int) -> tuple[int, int]:
                              for i, c in enumerate(captions)])
     drawn = planned = 0
     for r in results:
-        kinds = [p.split()[-1] if p.split() else "" for p in re.findall(f"{opening}(.*?){closing}", r.trace.plan or "")]
+        kinds = [words[-1] if words else "" for words in plan_phrases(r.trace.plan or "")]
         seen = detect(r.image)
         planned += len(r.trace.plan_boxes)
         if len(kinds) == len(r.trace.plan_boxes):  # a plan whose phrases and boxes do not pair counts as undrawn
