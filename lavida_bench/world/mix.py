@@ -102,6 +102,11 @@ def t2i_example(rng: np.random.Generator, side: int, n_pos: int, planned: bool |
     return Example("t2i", chat_prompt(user, plan + GEN * n_pos), target=caption.scene.image(), plan=planned)
 
 
+def planned_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    """The `planned_t2i` mix task: `t2i` with the layout plan always given."""
+    return t2i_example(rng, side, n_pos, planned=True)
+
+
 def edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
     while True:
         edit = sample_edit(rng, sample_scene(rng, side))
@@ -176,9 +181,8 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
     """One example of mix entry `task` (one of `TASKS`)."""
-    if task == "planned_t2i":
-        return t2i_example(rng, side, n_pos, planned=True)
-    image_makers = {"t2i": t2i_example, "dense_t2i": dense_t2i_example, "edit": edit_example}
+    image_makers = {"t2i": t2i_example, "planned_t2i": planned_t2i_example, "dense_t2i": dense_t2i_example,
+                    "edit": edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)
     makers = {"ground": ground_example, "understand": understand_example, "task_qa": task_question_example,
