@@ -39,10 +39,12 @@ TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understan
 # Every task a mix may name: the tuning stage's, and two that teach one skill alone before the
 # full mix: `color_qa` (the world's colour questions: reading an object's colour; docs/benchmarks.md,
 # "Ground first, then colour alone") and `planned_t2i` (text-to-image with the layout plan always
-# given: drawing each object in its planned box; "Drawing follows the plan once trained on it alone").
-TASKS = (*TUNE_MIX, "color_qa", "planned_t2i")
+# given: drawing each object in its planned box; "Drawing follows the plan once trained on it alone"),
+# and `plain_t2i` (text-to-image with no plan: choosing a layout itself, as plain GenEval asks).
+TASKS = (*TUNE_MIX, "color_qa", "planned_t2i", "plain_t2i")
 # mix entries that make another task's examples (their batch size and loss follow that task)
-TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand", "planned_t2i": "t2i"}
+TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand", "planned_t2i": "t2i",
+              "plain_t2i": "t2i"}
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
@@ -105,6 +107,11 @@ def t2i_example(rng: np.random.Generator, side: int, n_pos: int, planned: bool |
 def planned_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
     """The `planned_t2i` mix task: `t2i` with the layout plan always given."""
     return t2i_example(rng, side, n_pos, planned=True)
+
+
+def plain_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    """The `plain_t2i` mix task: `t2i` with no plan (the model lays the scene out itself)."""
+    return t2i_example(rng, side, n_pos, planned=False)
 
 
 def edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
@@ -181,7 +188,8 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
     """One example of mix entry `task` (one of `TASKS`)."""
-    image_makers = {"t2i": t2i_example, "planned_t2i": planned_t2i_example, "dense_t2i": dense_t2i_example,
+    image_makers = {"t2i": t2i_example, "planned_t2i": planned_t2i_example, "plain_t2i": plain_t2i_example,
+                    "dense_t2i": dense_t2i_example,
                     "edit": edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)

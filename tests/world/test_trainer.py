@@ -331,6 +331,15 @@ def test_planned_t2i_examples_always_carry_the_layout_of_their_target() -> None:
     assert {example(rng, "t2i", WORLD_SIDE, 16).plan for _ in range(20)} == {True, False}
 
 
+def test_plain_t2i_examples_never_carry_a_plan() -> None:
+    """`plain_t2i` is `t2i` with the assistant turn holding only the image placeholders."""
+    rng = np.random.default_rng(6)
+    for ex in (example(rng, "plain_t2i", WORLD_SIDE, 16) for _ in range(12)):
+        assert not ex.plan and ex.task == "t2i" and ex.target is not None and detect(ex.target)
+        assert PLAN_PREFIX not in ex.prompt and "<box_p>" not in ex.prompt and ex.prompt.count(GEN) == 16
+    assert trained_as("plain_t2i") == "t2i"
+
+
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
     """Each example with its mask and the mask's complement (the release code's `do_inv` default)."""
     rng = np.random.default_rng(7)
