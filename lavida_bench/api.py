@@ -69,7 +69,10 @@ class Options:
 
     steps: int | None = None  # decoding steps (image: 64 by default; grounding: 1 or more)
     max_new_tokens: int | None = None  # text answers
-    cfg: float | None = None  # classifier-free guidance scale (generation / editing)
+    # classifier-free guidance g as the release applies it, (1+g)*cond - g*uncond: 0 is none
+    # (LaVida-O `predict_t2i_edit.py:421-611`); generation and editing
+    cfg: float | None = None
+    image_cfg: float | None = None  # editing only: the image guidance g_i (the release's guidance_scale_image)
     temperature: float | None = None
     policy: str | None = None  # unmasking policy name, e.g. "stratified" or "mmada"
     resolution: int | None = None  # output side in pixels (generation / editing)

@@ -49,13 +49,14 @@ class VariantConfig:
     reflect_rounds: int = 1
     steps: Optional[int] = None
     cfg: Optional[float] = None
+    image_cfg: Optional[float] = None
     temperature: Optional[float] = None
     policy: Optional[str] = None
     grounding_output: Optional[str] = None
 
     def to_options(self) -> Options:
         return Options(plan=self.plan, reflect_rounds=self.reflect_rounds, steps=self.steps,
-                       cfg=self.cfg, temperature=self.temperature, policy=self.policy,
+                       cfg=self.cfg, image_cfg=self.image_cfg, temperature=self.temperature, policy=self.policy,
                        grounding_output=self.grounding_output)
 
 

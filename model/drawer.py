@@ -98,7 +98,7 @@ class ImageDrawer:
             batch = p.builder.batch([self._row(j, edit, round_, resolution, settings) for j in jobs])
             src_embeds = self._source_embeds([j.source for j in jobs], resolution, side) if edit else None
             planned = torch.tensor([bool(j.plan) for j in jobs], device=p.device)
-            logits_fn = self.guided_logits(batch, planned, side, src_embeds, settings, opts.cfg)
+            logits_fn = self.guided_logits(batch, planned, side, src_embeds, settings, opts.cfg, opts.image_cfg)
             options = settings.sampler(p.ck.config.vq_mask_id, opts.steps, opts.policy, opts.temperature)
             seeds = [stage_seed(j.request.seed, "draw", round_) for j in jobs]
             codes, steps = self.sample(logits_fn, options, p.generators(seeds), side * side)
@@ -141,7 +141,8 @@ class ImageDrawer:
         return p.net.embed_codes(codes.to(p.device), side)
 
     def guided_logits(self, batch: Batch, planned: Tensor, side: int, src_embeds: Tensor | None,
-                      settings: prompts.ImageSettings, cfg_override: float | None) -> Guided:
+                      settings: prompts.ImageSettings, cfg_override: float | None,
+                      image_cfg_override: float | None = None) -> Guided:
         """Stack [uncond, (image-only), cond] rows (predict_t2i_edit.py:421-611, 443-488) and return the guided logits
         (`Guided`: the branches of one forward pass and the formula combining them); everything
         that depends only on the prompt is built here, once per draw."""
@@ -165,6 +166,7 @@ class ImageDrawer:
         code_rows = gen.repeat(k, 1).reshape(-1).nonzero().squeeze(-1)  # built once: no per-step gathers
         valid = batch.valid.repeat(k, 1) if batch.padded else None
         scale = settings.cfg if cfg_override is None else cfg_override
+        image_scale = settings.image_cfg if image_cfg_override is None else image_cfg_override
         image_only, net = p.image_only, p.net
 
         def branches(codes: Tensor, at: Tensor | None) -> Tensor:
@@ -177,7 +179,7 @@ class ImageDrawer:
 
         def combine(parts: Tensor) -> Tensor:
             if k == 3:
-                return edit_guidance(parts[2], parts[1], parts[0], scale, settings.image_cfg, settings.edit_mode)
+                return edit_guidance(parts[2], parts[1], parts[0], scale, image_scale, settings.edit_mode)
             return guide_cfg(parts[1], parts[0], scale)
 
         return Guided(branches, combine)

@@ -3,6 +3,7 @@ two comparisons, reports with every section and the world's banner."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,13 +70,14 @@ def test_the_demo_preset_draws_as_the_micro_model_was_measured() -> None:
     """The preset's image variants use the world's drawing options and its text decoding
     (world/micro.py), so what the demo reports is what docs/benchmarks.md measured."""
     from lavida_bench.config import load_config
-    from lavida_bench.world.micro import PREFIX_LM, image_options
+    from lavida_bench.world.micro import PREFIX_LM, edit_options, image_options
 
-    expected = image_options()
-    for name, variant in load_config("demo").variants.items():
-        if name in ("plain", "plan", "plan_reflect"):
-            assert (variant.steps, variant.cfg) == (expected.steps, expected.cfg), name
-    assert load_config("demo").model.resolution == expected.resolution
+    variants = load_config("demo").variants
+    measured = {"plain": image_options(), "plan": image_options(plan=True),
+                "plan_reflect": image_options(plan=True, reflect_rounds=2), "plain_edit": edit_options()}
+    for name, expected in measured.items():
+        assert replace(variants[name].to_options(), resolution=expected.resolution) == expected, name
+    assert load_config("demo").model.resolution == image_options().resolution
     assert load_config("demo").model.prefix_lm is PREFIX_LM
 
 

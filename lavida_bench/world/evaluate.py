@@ -26,7 +26,7 @@ from lavida_bench.tasks.refcoco import IOU_THRESHOLD, box_iou
 from lavida_bench.world.detect import detect
 from lavida_bench.world.edits import outcome, sample_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
-from lavida_bench.world.micro import WORLD_SIDE, image_options, micro_pipeline
+from lavida_bench.world.micro import WORLD_SIDE, edit_options, image_options, micro_pipeline
 from lavida_bench.world.scene import sample_scene
 from lavida_bench.world.verdicts import PASS_PHRASE, judge_pair
 
@@ -163,7 +163,7 @@ def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, 
         edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
         if edit is not None:
             edits.append(edit)
-    options = image_options()
+    options = edit_options()
     results = pipe.edit([Request(f"e{i}", "edit", e.instruction, [e.source.image()], options=options, seed=i)
                          for i, e in enumerate(edits)])
     done: dict[str, list[bool]] = {}

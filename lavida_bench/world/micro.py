@@ -31,11 +31,17 @@ CODEBOOK = 8192  # the release's codebook size (the gen head's output width is f
 # How the micro model draws (the demo preset's variants and every world measure read these):
 # - 16 denoising steps (the release uses 64): trained at every noise level, it needs no more
 #   for 8x8 codes;
-# - no classifier-free guidance (scale 1; the release's demo uses 4.0, LaVida-O
-#   `llava/eval/predict_t2i_edit.py`): guidance at 4 all but stops this model drawing objects
-#   (docs/benchmarks.md, "Guidance stops the micro model drawing").
+# - guidance g as the release applies it, (1+g)*cond - g*uncond, so 0 is none (LaVida-O
+#   `llava/eval/predict_t2i_edit.py:421-611`): far below the release's (4 for its demo, 1.2 and
+#   an image guidance of 1.4 for edits, `llava/eval/1024_eval.yaml`, `1024_eval_edit.yaml`),
+#   at which this model all but stops drawing objects; and each kind of drawing at the scale that
+#   served it best on the shipped weights (docs/benchmarks.md, "Guidance, measured per kind of
+#   drawing"): plain text-to-image 2, drawing after a plan 0.5, edits 1 with no image guidance.
 IMAGE_STEPS = 16
-IMAGE_CFG = 1.0
+PLAIN_CFG = 2.0
+PLANNED_CFG = 0.5
+EDIT_CFG = 1.0
+EDIT_IMAGE_CFG = 0.0
 # How it decodes text: the whole sequence at every step (the release's `prefix_lm=False` layout).
 # It was trained, like the release's published recipe, without the prefix-LM mask, so its prompt
 # rows always saw the answer; against a prompt cache its logits move by up to 10 nats and its plans
@@ -44,9 +50,14 @@ IMAGE_CFG = 1.0
 PREFIX_LM = False
 
 
-def image_options(**extra: Any) -> Options:
-    """The `Options` of a world image request (generation or editing), plus `extra`."""
-    return Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS, cfg=IMAGE_CFG, **extra)
+def image_options(plan: bool = False, **extra: Any) -> Options:
+    """The `Options` of a world text-to-image request (planned or not), plus `extra`."""
+    return Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS, cfg=PLANNED_CFG if plan else PLAIN_CFG, plan=plan, **extra)
+
+
+def edit_options(**extra: Any) -> Options:
+    """The `Options` of a world edit request, plus `extra`."""
+    return Options(resolution=WORLD_SIDE, steps=IMAGE_STEPS, cfg=EDIT_CFG, image_cfg=EDIT_IMAGE_CFG, **extra)
 
 
 def micro_pipeline(folder: str | Path) -> LavidaPipeline:

@@ -177,3 +177,7 @@ def test_edit_three_rows_routing_and_guidance(pipe, forwards):
     c = (1 + gi) * logits[2] - gi * logits[1]
     reference = (1 + g) * c - g * logits[0]
     torch.testing.assert_close(guided[0], reference, rtol=1e-4, atol=1e-4)
+    # a request's own scales (Options.cfg, Options.image_cfg) replace the yaml's; g = 1, gi = 0:
+    # the image-only row drops out and (1+g)*cond - g*uncond remains
+    overridden = pipe.drawer.guided_logits(batch, torch.tensor([False]), SIDE, src_embeds, settings, 1.0, 0.0)
+    torch.testing.assert_close(overridden(codes)[0], 2 * logits[2] - logits[0], rtol=1e-4, atol=1e-4)
