@@ -34,11 +34,11 @@ CODEBOOK = 8192  # the release's codebook size (the gen head's output width is f
 # - guidance g as the release applies it, (1+g)*cond - g*uncond, so 0 is none (LaVida-O
 #   `llava/eval/predict_t2i_edit.py:421-611`): far below the release's (4 for its demo, 1.2 and
 #   an image guidance of 1.4 for edits, `llava/eval/1024_eval.yaml`, `1024_eval_edit.yaml`),
-#   at which this model all but stops drawing objects; and each kind of drawing at the scale that
-#   served it best on the shipped weights (docs/benchmarks.md, "Guidance, measured per kind of
-#   drawing"): plain text-to-image 2, drawing after a plan 0.5, edits 1 with no image guidance.
+#   at which this model all but stops drawing objects; each kind of drawing at the scale that
+#   served it best (docs/benchmarks.md, "Guidance, measured per kind of drawing"): plain
+#   text-to-image 1 (2 is no better), drawing after a plan 0.5, edits 1 with no image guidance.
 IMAGE_STEPS = 16
-PLAIN_CFG = 2.0
+PLAIN_CFG = 1.0
 PLANNED_CFG = 0.5
 EDIT_CFG = 1.0
 EDIT_IMAGE_CFG = 0.0
