@@ -189,8 +189,7 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
     """One example of mix entry `task` (one of `TASKS`)."""
     image_makers = {"t2i": t2i_example, "planned_t2i": planned_t2i_example, "plain_t2i": plain_t2i_example,
-                    "dense_t2i": dense_t2i_example,
-                    "edit": edit_example}
+                    "dense_t2i": dense_t2i_example, "edit": edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)
     makers = {"ground": ground_example, "understand": understand_example, "task_qa": task_question_example,
