@@ -32,11 +32,12 @@ CODEBOOK = 8192  # the release's codebook size (the gen head's output width is f
 # - 16 denoising steps (the release uses 64): trained at every noise level, it needs no more
 #   for 8x8 codes;
 # - guidance g as the release applies it, (1+g)*cond - g*uncond, so 0 is none (LaVida-O
-#   `llava/eval/predict_t2i_edit.py:421-611`): far below the release's (4 for its demo, 1.2 and
-#   an image guidance of 1.4 for edits, `llava/eval/1024_eval.yaml`, `1024_eval_edit.yaml`),
-#   at which this model all but stops drawing objects; each kind of drawing at the scale that
-#   served it best (docs/benchmarks.md, "Guidance, measured per kind of drawing"): plain
-#   text-to-image 1 (2 is no better), drawing after a plan 0.5, edits 1 with no image guidance.
+#   `llava/eval/predict_t2i_edit.py:421-611`), below the release's: at its demo's 4
+#   (`llava/eval/1024_eval.yaml`) this model all but stops drawing objects, and its edits' image
+#   guidance of 1.4 (`1024_eval_edit.yaml`) cost it recolours and replacements. Each kind of
+#   drawing uses the scale that served it best (docs/benchmarks.md, "Guidance, measured per kind
+#   of drawing"): plain text-to-image 1 (2 is no better), after a plan 0.5, edits 1 with no image
+#   guidance.
 IMAGE_STEPS = 16
 PLAIN_CFG = 1.0
 PLANNED_CFG = 0.5
