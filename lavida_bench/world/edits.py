@@ -16,7 +16,7 @@ import numpy as np
 
 from lavida_bench.backends.shapes import COLORS, SHAPES, Shape
 from lavida_bench.tasks.refcoco import box_iou
-from lavida_bench.world.language import article, phrase
+from lavida_bench.world.language import article, edit_plan_text, phrase
 from lavida_bench.world.scene import Scene, free_box, visible_colors
 
 OPERATIONS = ("remove", "add", "recolor", "replace")
@@ -54,6 +54,12 @@ class Edit:
     spec: EditSpec
     source: Scene
     target: Scene
+
+    def plan(self) -> str:
+        """The edit's planning answer: the objects it adds, changes or removes, where they are."""
+        before, after = self.source.objects, self.target.objects
+        changed = [o for o in after if o not in before] or [o for o in before if o not in after]
+        return edit_plan_text(self.spec.op, changed, self.source.side)
 
 
 def parse_instruction(text: str) -> EditSpec | None:

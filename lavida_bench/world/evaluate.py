@@ -153,9 +153,10 @@ def geneval_pass(pipe, backends, rng: np.random.Generator, n: int, plan: bool = 
     return {"overall": {"rate": pooled(by_tag), "n": n}, **shares(by_tag)}
 
 
-def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:
+def edit_success(pipe, rng: np.random.Generator, n: int, plan: bool = False) -> dict[str, dict[str, float]]:
     """Per edit operation: the share of edited images in which the detector finds the instruction
-    done and every other object kept (the world's ImgEdit judge, `edits.outcome`)."""
+    done and every other object kept (the world's ImgEdit judge, `edits.outcome`); `plan`: the
+    model plans each edit first."""
     from lavida_bench.api import Request
 
     edits = []
@@ -163,7 +164,7 @@ def edit_success(pipe, rng: np.random.Generator, n: int) -> dict[str, dict[str, 
         edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
         if edit is not None:
             edits.append(edit)
-    options = edit_options()
+    options = edit_options(plan=plan)
     results = pipe.edit([Request(f"e{i}", "edit", e.instruction, [e.source.image()], options=options, seed=i)
                          for i, e in enumerate(edits)])
     done: dict[str, list[bool]] = {}

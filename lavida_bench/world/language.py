@@ -16,7 +16,7 @@ Every string is produced from a `Scene`'s truth, so its correct answer is known:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,6 +27,10 @@ GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position",
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 RELATION_ORDER = ("left of", "right of", "above", "below")
 PLAN_PREFIX = "Sure I should place the objects in the following manner "
+# An edit's plan: the operation's verb, then the changed objects' boxes as in a layout plan (the
+# release's training answers, LaVida-O `llava/train/data/interleaved.py:245-273`)
+EDIT_PLAN = "Sure I should consider {verb} the objects in these locations : "
+EDIT_PLAN_VERBS = {"add": "adding", "remove": "removing", "replace": "replacing", "recolor": "adjusting"}
 
 
 def article(word: str) -> str:
@@ -146,14 +150,23 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[QA]:
     return out
 
 
-def layout_text(scene: Scene) -> str:
-    """The planning answer: each object as `<box_p> phrase </box_p>` + its LOC box (0..1024)."""
+def boxed_objects(objects: Sequence[Shape], side: int) -> str:
+    """Each object as `<box_p> phrase </box_p>` + its LOC box (0..1024), comma-separated."""
     from lavida_bench.model.sampling.grounding import quantize_box
     from lavida_bench.model.tokens import loc_string
 
-    parts = [f"<box_p> {o.color} {o.kind} </box_p>{loc_string(quantize_box(o.box, scene.side, scene.side))}"
-             for o in scene.objects]
-    return PLAN_PREFIX + ", ".join(parts)
+    return ", ".join(f"<box_p> {o.color} {o.kind} </box_p>{loc_string(quantize_box(o.box, side, side))}"
+                     for o in objects)
+
+
+def layout_text(scene: Scene) -> str:
+    """The planning answer: every object of the scene, boxed."""
+    return PLAN_PREFIX + boxed_objects(scene.objects, scene.side)
+
+
+def edit_plan_text(op: str, changed: Sequence[Shape], side: int) -> str:
+    """An edit's planning answer: what the operation does, and where (the changed objects, boxed)."""
+    return EDIT_PLAN.format(verb=EDIT_PLAN_VERBS[op]) + boxed_objects(changed, side)
 
 
 def grounding_answer(scene: Scene, index: int) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 from lavida_bench.model import prompts
 from lavida_bench.model.tokens import chat_prompt
 from lavida_bench.tasks import chartqa, mmmu
-from lavida_bench.world.edits import sample_edit
+from lavida_bench.world.edits import Edit, sample_edit
 from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION, describe, mmmu_answer
 from lavida_bench.world.language import (GENEVAL_TAGS, geneval_caption, grounding_answer, layout_text,
                                          questions, refer)
@@ -40,11 +40,14 @@ TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understan
 # full mix: `color_qa` (the world's colour questions: reading an object's colour; docs/benchmarks.md,
 # "Ground first, then colour alone") and `planned_t2i` (text-to-image with the layout plan always
 # given: drawing each object in its planned box; "Drawing follows the plan once trained on it alone"),
-# and `plain_t2i` (text-to-image with no plan: choosing a layout itself, as plain GenEval asks).
-TASKS = (*TUNE_MIX, "color_qa", "planned_t2i", "plain_t2i")
+# `plain_t2i` (text-to-image with no plan: choosing a layout itself, as plain GenEval asks), and the
+# two halves of a planned edit (LaVida-O `predict_t2i_edit.py:740-775` `create_plan_edit`):
+# `plan_edit` (where the edit goes, from the source image and the instruction) and `planned_edit`
+# (the edit drawn after that plan).
+TASKS = (*TUNE_MIX, "color_qa", "planned_t2i", "plain_t2i", "plan_edit", "planned_edit")
 # mix entries that make another task's examples (their batch size and loss follow that task)
 TRAINED_AS = {"task_qa": "understand", "dense_t2i": "t2i", "color_qa": "understand", "planned_t2i": "t2i",
-              "plain_t2i": "t2i"}
+              "plain_t2i": "t2i", "plan_edit": "plan", "planned_edit": "edit"}
 ANSWER_TOKENS = {"understand": 16, "judge": 32, "plan": 64}  # = the inference decode lengths
 UNDERSTAND_TOKENS = ANSWER_TOKENS["understand"]
 MICRO_SETTINGS = ("demo_1024", "geneval_script")
@@ -114,13 +117,34 @@ def plain_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Exampl
     return t2i_example(rng, side, n_pos, planned=False)
 
 
-def edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+def edit_example(rng: np.random.Generator, side: int, n_pos: int, planned: bool = False) -> Example:
+    """Source + instruction -> edited image; with the edit's plan in the assistant turn when `planned`."""
+    edit = some_edit(rng, side)
+    source = edit.source.image()
+    user = prompts.edit_user(edit.instruction, SOURCE * n_pos)
+    assistant = (edit.plan() if planned else "") + GEN * n_pos
+    return Example("edit", chat_prompt(user, assistant), [source], target=edit.target.image(), source=source,
+                   plan=planned)
+
+
+def planned_edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Example:
+    """The `planned_edit` mix task: `edit` drawn after its plan."""
+    return edit_example(rng, side, n_pos, planned=True)
+
+
+def plan_edit_example(rng: np.random.Generator, side: int) -> Example:
+    """The `plan_edit` mix task: the edit's plan from the source image and the instruction."""
+    edit = some_edit(rng, side)
+    return Example("plan", chat_prompt(prompts.plan_edit_user(edit.instruction)), [edit.source.image()],
+                   answer=edit.plan())
+
+
+def some_edit(rng: np.random.Generator, side: int) -> Edit:
+    """A random edit of a random scene (drawn again until the operation applies)."""
     while True:
         edit = sample_edit(rng, sample_scene(rng, side))
         if edit is not None:
-            source = edit.source.image()
-            user = prompts.edit_user(edit.instruction, SOURCE * n_pos)
-            return Example("edit", chat_prompt(user, GEN * n_pos), [source], target=edit.target.image(), source=source)
+            return edit
 
 
 def ground_example(rng: np.random.Generator, side: int) -> Example:
@@ -189,11 +213,12 @@ def plan_example(rng: np.random.Generator, side: int) -> Example:
 def example(rng: np.random.Generator, task: str, side: int, n_pos: int) -> Example:
     """One example of mix entry `task` (one of `TASKS`)."""
     image_makers = {"t2i": t2i_example, "planned_t2i": planned_t2i_example, "plain_t2i": plain_t2i_example,
-                    "dense_t2i": dense_t2i_example, "edit": edit_example}
+                    "dense_t2i": dense_t2i_example, "edit": edit_example, "planned_edit": planned_edit_example}
     if task in image_makers:
         return image_makers[task](rng, side, n_pos)
     makers = {"ground": ground_example, "understand": understand_example, "task_qa": task_question_example,
-              "judge": judge_example, "plan": plan_example, "color_qa": color_question_example}
+              "judge": judge_example, "plan": plan_example, "color_qa": color_question_example,
+              "plan_edit": plan_edit_example}
     if task not in makers:
         raise ValueError(f"unknown training task {task!r} (one of {', '.join(TASKS)})")
     return makers[task](rng, side)

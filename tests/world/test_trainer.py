@@ -340,6 +340,21 @@ def test_plain_t2i_examples_never_carry_a_plan() -> None:
     assert trained_as("plain_t2i") == "t2i"
 
 
+def test_planned_edits_carry_the_plan_their_planning_task_answers() -> None:
+    """`plan_edit` answers an edit's plan from the source image and instruction (the release's
+    `create_plan_edit` prompt); `planned_edit` is `edit` with that plan before the placeholders."""
+    plan_task = example(np.random.default_rng(8), "plan_edit", WORLD_SIDE, 16)
+    drawn = example(np.random.default_rng(8), "planned_edit", WORLD_SIDE, 16)
+    assert trained_as("plan_edit") == "plan" and trained_as("planned_edit") == "edit"
+    assert plan_task.task == "plan" and len(plan_task.images) == 1 and plan_task.target is None
+    assert "Please first think and plan the layout in LOC format." in plan_task.prompt
+    assert plan_task.answer.startswith("Sure I should consider ") and "<LOC_BEGIN>" in plan_task.answer
+    assert drawn.task == "edit" and drawn.plan and drawn.source is not None
+    assert drawn.prompt.count(GEN) == 16 and re.search(r"</box_p><LOC_BEGIN>(<LOC_\d+>){4}<LOC_END>" + re.escape(GEN),
+                                                         drawn.prompt)
+    assert not example(np.random.default_rng(8), "edit", WORLD_SIDE, 16).plan
+
+
 def test_complementary_masking_predicts_every_answer_token_once(trainer) -> None:
     """Each example with its mask and the mask's complement (the release code's `do_inv` default)."""
     rng = np.random.default_rng(7)

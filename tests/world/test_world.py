@@ -103,6 +103,28 @@ def test_edits_round_trip_through_their_instruction(op: str) -> None:
     assert made >= 10
 
 
+@pytest.mark.parametrize("op, verb", [("add", "adding"), ("remove", "removing"), ("recolor", "adjusting"),
+                                      ("replace", "replacing")])
+def test_an_edits_plan_boxes_the_object_it_changes(op: str, verb: str) -> None:
+    """The release's edit-plan answer (LaVida-O `interleaved.py:245-273`): the operation's verb,
+    then the one object the edit adds, removes or changes (as it is after, or as it was if
+    removed), with its box on the 0-1024 LOC grid."""
+    from lavida_bench.model.sampling.grounding import dequantize_box
+    from lavida_bench.model.tokens import parse_boxes
+
+    rng = np.random.default_rng(10)
+    edits = [e for e in (sample_edit(rng, sample_scene(rng, 64), op) for _ in range(12)) if e is not None]
+    assert len(edits) >= 6
+    for edit in edits:
+        head = f"Sure I should consider {verb} the objects in these locations : <box_p> "
+        changed = set(edit.source.objects) ^ set(edit.target.objects)
+        shown = next(o for o in changed if (o in edit.target.objects) == (op != "remove"))
+        plan = edit.plan()
+        assert plan.startswith(head + f"{shown.color} {shown.kind} </box_p>") and plan.count("<box_p>") == 1
+        assert [dequantize_box(b, 64, 64, "per_axis") for b in parse_boxes(plan)] == [
+            pytest.approx(shown.box, abs=0.1)]
+
+
 def test_objects_sit_on_the_code_grid() -> None:
     """At 64 px every object is a 12 px box starting at 2, 18, 34 or 50: inside one 16 px cell,
     which is 2x2 VQ codes of 8 px and one LLM position."""
