@@ -41,7 +41,9 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
         "phases": "stages between the first and the tuning stage, space-separated mix@steps entries, e.g. "
                   "'color_qa=1@600' (mixes as --mix; at --lr)",
         "tune_steps": "tuning stage steps (0: none)",
-        "tune_lr": "tuning stage's peak learning rate", "threads": "torch CPU threads"}
+        "tune_lr": "tuning stage's peak learning rate",
+        "tune_mix": "tuning stage's task shares, as --mix (default: the shipped weights' mix)",
+        "threads": "torch CPU threads"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -67,8 +67,10 @@ class RunSettings:
     # (docs/benchmarks.md, "Ground first, then colour alone"). "" (no phases) is the default.
     phases: str = ""
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
+    # and its task shares (`mix.TUNE_MIX`, the shipped weights', by default)
     tune_steps: int = 0
     tune_lr: float = 1e-4
+    tune_mix: str = mix_text(TUNE_MIX)
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -80,6 +82,7 @@ class RunSettings:
         check_image_options(self.object_weight, self.object_masks)
         parse_mix(self.mix)
         parse_phases(self.phases)
+        parse_mix(self.tune_mix)
         if self.vision_target not in TARGETS:
             raise ValueError(f"vision_target must be one of {', '.join(TARGETS)}, got {self.vision_target!r}")
         for name in ("vision_lr_scale", "weight_decay", "tune_steps"):
@@ -128,7 +131,7 @@ def stages(settings: RunSettings) -> list[Stage]:
         out.append(Stage(f"phase{i}", mix, steps, settings.lr, settings.warmup, settings.seed + 5 + 2 * i,
                          before=out[-1].before + out[-1].steps))
     if settings.tune_steps:
-        out.append(Stage("tune", TUNE_MIX, settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
+        out.append(Stage("tune", parse_mix(settings.tune_mix), settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
                          before=out[-1].before + out[-1].steps))
     return out
 
@@ -398,7 +401,7 @@ def export_snapshot(run: str | Path, dest: str | Path) -> Path:
     return Path(dest)
 
 
-TUNING = ("tune_steps", "tune_lr")  # the settings a continued run may add to its base's
+TUNING = ("tune_steps", "tune_lr", "tune_mix")  # the settings a continued run may add to its base's
 VQ_STAGE = ("seed", "vq_steps")  # the settings the VQ stage depends on
 VQ_FILE = "vqvae/diffusion_pytorch_model.safetensors"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +309,22 @@ def test_phases_run_between_the_first_and_the_tuning_stage_each_with_its_own_str
     for bad in ("color_qa=1", "color_qa=1@0", "color_qa=1@x", "colour=1@5", "ground=0.5@5"):
         with pytest.raises(ValueError, match="phase|mix"):
             RunSettings(phases=bad)
+
+
+def test_the_tune_mix_setting_gives_the_tuning_stages_shares() -> None:
+    """The default is TUNE_MIX in its order (the shipped weights' draws); a run's train.json from
+    before the setting existed reads back with it; any other mix is checked as `mix` is."""
+    from lavida_bench.world.run import stages
+
+    tuned = RunSettings(steps=100, early_step=10, tune_steps=40)
+    assert list(stages(tuned)[-1].mix.items()) == list(TUNE_MIX.items())
+    recorded = {k: v for k, v in asdict(tuned).items() if k != "tune_mix"}
+    assert RunSettings(**recorded) == tuned
+    custom = replace(tuned, tune_mix="planned_edit=0.25,plan_edit=0.25,t2i=0.5")
+    assert stages(custom)[-1].mix == {"planned_edit": 0.25, "plan_edit": 0.25, "t2i": 0.5}
+    assert "--tune-mix planned_edit=0.25,plan_edit=0.25,t2i=0.5" in " ".join(custom.cli_args())
+    with pytest.raises(ValueError, match="sum to 0.9"):
+        replace(tuned, tune_mix="t2i=0.9")
 
 
 def test_color_qa_examples_are_colour_questions_with_a_colour_for_answer() -> None:
