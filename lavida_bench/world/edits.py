@@ -17,7 +17,7 @@ import numpy as np
 from lavida_bench.backends.shapes import COLORS, SHAPES, Shape
 from lavida_bench.tasks.refcoco import box_iou
 from lavida_bench.world.language import article, edit_plan_text, phrase
-from lavida_bench.world.scene import Scene, free_box, visible_colors
+from lavida_bench.world.scene import Scene, free_box, sample_scene, visible_colors
 
 OPERATIONS = ("remove", "add", "recolor", "replace")
 MATCH_IOU = 0.5  # an object "stays" if the edited image has one of its kind and colour at IoU >= this
@@ -105,6 +105,14 @@ def sample_edit(rng: np.random.Generator, scene: Scene, op: str | None = None) -
     objects = list(scene.objects)
     objects[index] = changed
     return Edit(text, spec, scene, scene.with_objects(objects))
+
+
+def random_edit(rng: np.random.Generator, side: int) -> Edit:
+    """A random edit of a random scene, both drawn again until the operation applies."""
+    while True:
+        edit = sample_edit(rng, sample_scene(rng, side))
+        if edit is not None:
+            return edit
 
 
 @dataclass(frozen=True)

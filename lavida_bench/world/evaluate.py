@@ -24,7 +24,7 @@ import numpy as np
 from lavida_bench.api import Options
 from lavida_bench.tasks.refcoco import IOU_THRESHOLD, box_iou
 from lavida_bench.world.detect import detect
-from lavida_bench.world.edits import outcome, sample_edit
+from lavida_bench.world.edits import outcome, random_edit
 from lavida_bench.world.language import GENEVAL_TAGS, geneval_caption, questions, refer
 from lavida_bench.world.micro import WORLD_SIDE, edit_options, image_options, micro_pipeline
 from lavida_bench.world.scene import sample_scene
@@ -159,11 +159,7 @@ def edit_success(pipe, rng: np.random.Generator, n: int, plan: bool = False) -> 
     model plans each edit first."""
     from lavida_bench.api import Request
 
-    edits = []
-    while len(edits) < n:
-        edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
-        if edit is not None:
-            edits.append(edit)
+    edits = [random_edit(rng, WORLD_SIDE) for _ in range(n)]
     options = edit_options(plan=plan)
     results = pipe.edit([Request(f"e{i}", "edit", e.instruction, [e.source.image()], options=options, seed=i)
                          for i, e in enumerate(edits)])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lavida_bench.world.edits import sample_edit
+from lavida_bench.world.edits import random_edit
 from lavida_bench.world.language import GENEVAL_TAGS, article, geneval_caption, questions, refer
 from lavida_bench.world.micro import WORLD_SIDE
 from lavida_bench.world.scene import Scene, sample_scene
@@ -84,10 +84,8 @@ def write_imgedit(root: Path, rng: np.random.Generator, n: int) -> Path:
     from lavida_bench.tasks.generation_fixtures import IMGEDIT_ASPECTS, fixture_rubric, save_image, write_json
 
     items: dict[str, dict[str, str]] = {}
-    while len(items) < n:
-        edit = sample_edit(rng, sample_scene(rng, WORLD_SIDE))
-        if edit is None:
-            continue
+    for _ in range(n):
+        edit = random_edit(rng, WORLD_SIDE)
         key = str(len(items) + 1)
         rel = f"shapes/{int(key):09d}.png"
         save_image(edit.source.image(), root / rel)

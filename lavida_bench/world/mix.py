@@ -19,7 +19,7 @@ from PIL import Image
 from lavida_bench.model import prompts
 from lavida_bench.model.tokens import chat_prompt
 from lavida_bench.tasks import chartqa, mmmu
-from lavida_bench.world.edits import Edit, sample_edit
+from lavida_bench.world.edits import random_edit
 from lavida_bench.world.fixtures import MMMU_CHOICES, MMMU_QUESTION, describe, mmmu_answer
 from lavida_bench.world.language import (GENEVAL_TAGS, geneval_caption, grounding_answer, layout_text,
                                          questions, refer)
@@ -119,7 +119,7 @@ def plain_t2i_example(rng: np.random.Generator, side: int, n_pos: int) -> Exampl
 
 def edit_example(rng: np.random.Generator, side: int, n_pos: int, planned: bool = False) -> Example:
     """Source + instruction -> edited image; with the edit's plan in the assistant turn when `planned`."""
-    edit = some_edit(rng, side)
+    edit = random_edit(rng, side)
     source = edit.source.image()
     user = prompts.edit_user(edit.instruction, SOURCE * n_pos)
     assistant = (edit.plan() if planned else "") + GEN * n_pos
@@ -134,17 +134,9 @@ def planned_edit_example(rng: np.random.Generator, side: int, n_pos: int) -> Exa
 
 def plan_edit_example(rng: np.random.Generator, side: int) -> Example:
     """The `plan_edit` mix task: the edit's plan from the source image and the instruction."""
-    edit = some_edit(rng, side)
+    edit = random_edit(rng, side)
     return Example("plan", chat_prompt(prompts.plan_edit_user(edit.instruction)), [edit.source.image()],
                    answer=edit.plan())
-
-
-def some_edit(rng: np.random.Generator, side: int) -> Edit:
-    """A random edit of a random scene (drawn again until the operation applies)."""
-    while True:
-        edit = sample_edit(rng, sample_scene(rng, side))
-        if edit is not None:
-            return edit
 
 
 def ground_example(rng: np.random.Generator, side: int) -> Example:
