@@ -84,10 +84,9 @@ def write_imgedit(root: Path, rng: np.random.Generator, n: int) -> Path:
     from lavida_bench.tasks.generation_fixtures import IMGEDIT_ASPECTS, fixture_rubric, save_image, write_json
 
     items: dict[str, dict[str, str]] = {}
-    for _ in range(n):
+    for number in range(1, n + 1):
         edit = random_edit(rng, WORLD_SIDE)
-        key = str(len(items) + 1)
-        rel = f"shapes/{int(key):09d}.png"
+        key, rel = str(number), f"shapes/{number:09d}.png"
         save_image(edit.source.image(), root / rel)
         items[key] = {"id": rel, "prompt": edit.instruction, "edit_type": EDIT_TYPES[edit.spec.op]}
     write_json(root / "singleturn.json", items)

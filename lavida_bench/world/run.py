@@ -131,8 +131,8 @@ def stages(settings: RunSettings) -> list[Stage]:
         out.append(Stage(f"phase{i}", mix, steps, settings.lr, settings.warmup, settings.seed + 5 + 2 * i,
                          before=out[-1].before + out[-1].steps))
     if settings.tune_steps:
-        out.append(Stage("tune", parse_mix(settings.tune_mix), settings.tune_steps, settings.tune_lr, settings.warmup, settings.seed + 5,
-                         before=out[-1].before + out[-1].steps))
+        out.append(Stage("tune", parse_mix(settings.tune_mix), settings.tune_steps, settings.tune_lr, settings.warmup,
+                         settings.seed + 5, before=out[-1].before + out[-1].steps))
     return out
 
 

@@ -3,8 +3,8 @@
 Each test runs the harness's pipeline on a small seeded set and checks a count against a
 threshold set below the count measured on that set and on a larger one, and above what the same
 command's under-trained weights (`early/`, step 600 of its grounding-only first stage) reach;
-each docstring gives the figures (docs/benchmarks.md, "Drawing follows the plan once trained on it
-alone", where the weights shipped before these are compared too).
+each docstring gives the figures (docs/benchmarks.md, "Grounding longer before the tuning mix",
+where the weights shipped before these are compared too).
 """
 from __future__ import annotations
 
