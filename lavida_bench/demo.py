@@ -24,7 +24,7 @@ WEIGHTS = Path(__file__).resolve().parent / "world" / "weights"  # checkpoint/, 
 FIXTURE_SEED = 0
 # Items per benchmark: enough for paired CIs on large effects, few enough for 3 minutes on 2 cores
 # (GenEval: 5 prompts of each of the 6 kinds; ChartQA: per split).
-FIXTURE_SIZES = {"geneval": 30, "dpg_bench": 8, "fid30k": 32, "imgedit": 16, "refcoco": 48, "mmmu": 24,
+FIXTURE_SIZES = {"geneval": 30, "dpg_bench": 8, "fid30k": 32, "imgedit": 32, "refcoco": 48, "mmmu": 24,
                  "chartqa": 12}
 # The regression demo's gate: one generation and one grounding benchmark, each with at least
 # api.MIN_N samples so that its verdicts gate (a smaller one is reported "too few samples", never

@@ -1,7 +1,8 @@
 """What planning and reflection buy and what they cost, from one run's traces.
 
-Per generation benchmark, each variant's headline score, its gain over the plain variant (paired
-over the samples both variants scored, with a bootstrap CI), and the time and forward passes per
+Per generation benchmark, each variant's headline score, its gain over the base variant (`plain`,
+or the one variant that neither plans nor reflects; paired over the samples both variants scored,
+with a bootstrap CI), and the time and forward passes per
 sample from the records' traces, overall and per stage (plan, draw, judge ...), plus how many
 reflection rounds were used.
 """
@@ -47,15 +48,26 @@ def trace_summary(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def gain(run: Run, task: str, metric: str, variant: str) -> PairedDiff | None:
-    """variant − plain on the headline metric: paired when the metric decomposes into
+def base_variant(run: Run, variants: list[str]) -> str | None:
+    """The variant planning and reflection are measured against: `plain` where the task ran it,
+    otherwise the one variant it ran that neither plans nor reflects (e.g. an editing variant
+    with its own guidance); None where that is not one variant."""
+    if BASE_VARIANT in variants:
+        return BASE_VARIANT
+    options = {v: run.variant_options(v) for v in variants}
+    unplanned = [v for v in variants if not options[v].get("plan") and (options[v].get("reflect_rounds") or 1) <= 1]
+    return unplanned[0] if len(unplanned) == 1 else None
+
+
+def gain(run: Run, task: str, metric: str, base: str, variant: str) -> PairedDiff | None:
+    """variant − base on the headline metric: paired when the metric decomposes into
     per-sample scores, otherwise from the two stored intervals."""
-    base_m, new_m = run.metric(task, BASE_VARIANT, metric), run.metric(task, variant, metric)
+    base_m, new_m = run.metric(task, base, metric), run.metric(task, variant, metric)
     if not base_m or not new_m:
         return None
     if not has_value(base_m) or not has_value(new_m):
         return None
-    base_scores, new_scores = run.ok_scores(task, BASE_VARIANT), run.ok_scores(task, variant)
+    base_scores, new_scores = run.ok_scores(task, base), run.ok_scores(task, variant)
     est = estimator_for(base_m)
     if est is None:
         return unpaired_difference(base_m, new_m)
@@ -67,23 +79,26 @@ def stage_text(stages: dict[str, dict[str, float]]) -> str:
 
 
 def cost_table(run: Run, task: str) -> Table | None:
-    """The gain/cost table of one generation benchmark (None unless it ran the plain variant
-    and at least one other)."""
+    """The gain/cost table of one generation benchmark (None unless it ran a base variant,
+    `base_variant`, and at least one other)."""
     variants = order_variants(run.variants(task))
-    if BASE_VARIANT not in variants or len(variants) < 2:
+    base = base_variant(run, variants)
+    if base is None or len(variants) < 2:
         return None
+    variants = [base] + [v for v in variants if v != base]
     lay = layout_for(task)
     metric = run.headline(task)
-    facts = run.metric(task, BASE_VARIANT, metric) if metric else None
+    facts = run.metric(task, base, metric) if metric else None
     direction = (facts or {}).get("direction", "higher")
-    base_cost = trace_summary(run.outputs(task, BASE_VARIANT))
-    header = ["variant", f"{lay.label(metric) if metric else 'score'} ({units(facts)})", "Δ vs plain [95% CI]",
+    base_cost = trace_summary(run.outputs(task, base))
+    header = ["variant", f"{lay.label(metric) if metric else 'score'} ({units(facts)})",
+              f"Δ vs {variant_label(base)} [95% CI]",
               "s / sample", "extra s", "NFE / sample", "extra NFE", "rounds", "stages (mean per sample)"]
     rows, records = [], []
     for v in variants:
         cost = trace_summary(run.outputs(task, v))
         stored = run.metric(task, v, metric) if metric else None
-        g = gain(run, task, metric, v) if metric and v != BASE_VARIANT else None
+        g = gain(run, task, metric, base, v) if metric and v != base else None
         scale = paper_factor(stored)
         value = stored["value"] * scale if has_value(stored) else None
         if g is not None:
@@ -94,16 +109,17 @@ def cost_table(run: Run, task: str) -> Table | None:
             variant_label(v), lay.fmt(value),
             "–" if g is None else f"{g.delta:+.{lay.digits}f} [{g.ci_low:+.{lay.digits}f}, {g.ci_high:+.{lay.digits}f}] "
                                   f"n={g.n}{word(g, direction)}",
-            fmt(cost.get("latency_s")), "–" if v == BASE_VARIANT else fmt(extra_s, signed=True),
-            fmt(cost.get("nfe"), 1), "–" if v == BASE_VARIANT else fmt(extra_nfe, 1, signed=True),
+            fmt(cost.get("latency_s")), "–" if v == base else fmt(extra_s, signed=True),
+            fmt(cost.get("nfe"), 1), "–" if v == base else fmt(extra_nfe, 1, signed=True),
             fmt(cost.get("rounds"), 2), stage_text(cost.get("stages", {})),
         ])
-        records.append({"benchmark": task, "variant": v, "metric": metric, "value": value, "units": units(facts),
+        records.append({"benchmark": task, "variant": v, "base": base, "metric": metric, "value": value,
+                        "units": units(facts),
                         "direction": direction, "improved": None if g is None else word(g, direction) == " (better)",
                         "gain": g.delta if g else None, "gain_ci_low": g.ci_low if g else None,
                         "gain_ci_high": g.ci_high if g else None, "gain_n": g.n if g else None,
-                        "latency_s": cost.get("latency_s"), "extra_s": None if v == BASE_VARIANT else extra_s,
-                        "nfe": cost.get("nfe"), "extra_nfe": None if v == BASE_VARIANT else extra_nfe,
+                        "latency_s": cost.get("latency_s"), "extra_s": None if v == base else extra_s,
+                        "nfe": cost.get("nfe"), "extra_nfe": None if v == base else extra_nfe,
                         "rounds": cost.get("rounds"), "n_traces": cost.get("n", 0),
                         "stages": cost.get("stages", {})})
     notes = [f"Δ: paired over samples both variants scored; {'lower' if direction == 'lower' else 'higher'} is "

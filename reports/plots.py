@@ -3,7 +3,7 @@
 - quality vs decoding steps (variants that set a step count, e.g. grounding 1 vs 4 steps);
 - quality vs wall time per sample (the speed / quality trade-off, one panel per benchmark
   with several variants);
-- what planning and reflection change over the plain variant (with paired CIs), one panel per
+- what planning and reflection change over the unplanned variant (with paired CIs), one panel per
   unit, bars coloured by whether the change is an improvement in the metric's direction;
 - per-category bars for every benchmark that reports categories (its score units only).
 
@@ -125,7 +125,7 @@ def quality_vs_time(run: Run, out_dir: Path) -> Plot | None:
 
 
 def planning_gains(cost_tables: list[Table], out_dir: Path) -> Plot | None:
-    """Change over plain per benchmark and variant: one panel per unit (0-1, 0-100, FID...),
+    """Change over each benchmark's base variant (`costs.base_variant`) per variant: one panel per unit (0-1, 0-100, FID...),
     green where the change is an improvement in the metric's direction, red where it is not."""
     bars = [(t.records[0]["benchmark"], r) for t in cost_tables for r in t.records if r.get("gain") is not None]
     if not bars:
@@ -145,9 +145,9 @@ def planning_gains(cost_tables: list[Table], out_dir: Path) -> Plot | None:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(xs, [f"{short_title(t)}\n{variant_label(r['variant'])}" for t, r in group], fontsize=7)
         lower = any(r.get("direction") == "lower" for _, r in group)
-        ax.set_ylabel(f"Δ vs plain ({unit}{', lower is better' if lower else ''})", fontsize=8)
+        ax.set_ylabel(f"Δ vs the unplanned variant ({unit}{', lower is better' if lower else ''})", fontsize=8)
     fig.suptitle("What planning and reflection change (green: better)")
-    return save(fig, out_dir, "planning_gains", "Planning / reflection change over the plain variant")
+    return save(fig, out_dir, "planning_gains", "Planning / reflection change over the unplanned variant")
 
 
 def category_bars(run: Run, task: str, out_dir: Path) -> Plot | None:

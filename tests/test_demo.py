@@ -41,7 +41,8 @@ def test_the_report_is_complete_and_says_what_the_numbers_are(demo) -> None:
     run = root / "lavida_o"
     report = (run / "report.md").read_text()
     for title in ("GenEval", "DPG-Bench", "FID-30k", "ImgEdit", "RefCOCO", "MMMU", "ChartQA",
-                  "What planning and reflection buy and cost", "## Speed", "## Plots", "## Gallery"):
+                  "What planning and reflection buy and cost", "## Speed", "## Plots", "## Gallery",
+                  "### ImgEdit: what planning and reflection buy and cost"):
         assert title in report, title
     assert WORLD_BANNER.capitalize() in report
     assert "| metric | plain | + planning | + planning + reflection |\n" in report  # no paper column beside world numbers
@@ -74,7 +75,8 @@ def test_the_demo_preset_draws_as_the_micro_model_was_measured() -> None:
 
     variants = load_config("demo").variants
     measured = {"plain": image_options(), "plan": image_options(plan=True),
-                "plan_reflect": image_options(plan=True, reflect_rounds=2), "plain_edit": edit_options()}
+                "plan_reflect": image_options(plan=True, reflect_rounds=2), "plain_edit": edit_options(),
+                "plan_edit": edit_options(plan=True)}
     for name, expected in measured.items():
         assert replace(variants[name].to_options(), resolution=expected.resolution) == expected, name
     assert load_config("demo").model.resolution == image_options().resolution

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
 # How the micro model draws (the demo preset's variants and every world measure read these):
-# - 16 denoising steps (the release uses 64): trained at every noise level, it needs no more
-#   for 8x8 codes;
+# - 32 denoising steps for the 8x8 codes (the release uses 64): the same images as 64 on the 96
+#   prompts compared, and plain GenEval-world 0.54 against 0.46 at 16, whose last steps reveal 8,
+#   10 and 16 codes at once (n = 144; docs/benchmarks.md, "Planned edits shipped, and 32 drawing
+#   steps");
 # - guidance g as the release applies it, (1+g)*cond - g*uncond, so 0 is none (LaVida-O
 #   `llava/eval/predict_t2i_edit.py:421-611`), below the release's: at its demo's 4
 #   (`llava/eval/1024_eval.yaml`) this model all but stops drawing objects, and its edits' image
@@ -38,7 +40,7 @@ CODEBOOK = 8192  # the release's codebook size (the gen head's output width is f
 #   drawing uses the scale that served it best (docs/benchmarks.md, "Guidance, measured per kind
 #   of drawing"): plain text-to-image 1 (2 is no better), after a plan 0.5, edits 1 with no image
 #   guidance.
-IMAGE_STEPS = 16
+IMAGE_STEPS = 32
 PLAIN_CFG = 1.0
 PLANNED_CFG = 0.5
 EDIT_CFG = 1.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lavida_bench.api import DataError
-from lavida_bench.reports.costs import cost_tables
+from lavida_bench.reports.costs import base_variant, cost_tables
 from lavida_bench.reports.load import load_run
 from lavida_bench.reports.published import parse_published, published_entries
 from lavida_bench.reports.table import latex_escape, to_csv, to_latex, to_markdown
@@ -151,6 +151,20 @@ def test_planning_cost_table_from_traces(run):
                                               "draw": {"seconds": 2.0, "nfe": 128.0},
                                               "judge": {"seconds": 0.5, "nfe": 10.0}}
     assert recs["plan"]["gain_ci_low"] > 0  # planning helps on every sample it changed
+
+
+def test_the_base_of_the_cost_table_is_plain_or_the_only_unplanned_variant(run):
+    """An editing run names its variants itself (the demo's `plain_edit`, `plan_edit`): the gains
+    are measured against the one variant that neither plans nor reflects, read from the manifest."""
+    from dataclasses import replace
+
+    variants = {"plain_edit": {"plan": False, "reflect_rounds": 1}, "plan_edit": {"plan": True, "reflect_rounds": 1},
+                "edit_reflect": {"plan": False, "reflect_rounds": 2}, "other_edit": {"plan": False}}
+    named = replace(run, manifest={"config": {"variants": variants}})
+    assert base_variant(run, ["plan", "plain", "plan_reflect"]) == "plain"
+    assert base_variant(named, ["plan_edit", "plain_edit", "edit_reflect"]) == "plain_edit"
+    assert base_variant(named, ["plan_edit", "plain_edit", "other_edit"]) is None  # two candidates: no table
+    assert base_variant(named, ["plan_edit", "edit_reflect"]) is None
 
 
 def test_bad_metrics_file_names_file_task_and_field(tmp_path: Path):
