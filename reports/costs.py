@@ -2,9 +2,8 @@
 
 Per generation benchmark, each variant's headline score, its gain over the base variant (`plain`,
 or the one variant that neither plans nor reflects; paired over the samples both variants scored,
-with a bootstrap CI), and the time and forward passes per
-sample from the records' traces, overall and per stage (plan, draw, judge ...), plus how many
-reflection rounds were used.
+with a bootstrap CI), and the time and forward passes per sample from the records' traces, overall
+and per stage (plan, draw, judge ...), plus how many reflection rounds were used.
 """
 from __future__ import annotations
 

@@ -29,10 +29,9 @@ if TYPE_CHECKING:
 WORLD_SIDE = 64  # pixels of the images the micro model sees and draws
 CODEBOOK = 8192  # the release's codebook size (the gen head's output width is fixed by it)
 # How the micro model draws (the demo preset's variants and every world measure read these):
-# - 32 denoising steps for the 8x8 codes (the release uses 64): the same images as 64 on the 96
-#   prompts compared, and plain GenEval-world 0.54 against 0.46 at 16, whose last steps reveal 8,
-#   10 and 16 codes at once (n = 144; docs/benchmarks.md, "Planned edits shipped, and 32 drawing
-#   steps");
+# - 32 denoising steps for the 8x8 codes (the release uses 64): 46 of 48 images the same as at
+#   64, and plain GenEval-world 0.54 against 0.46 at 16, whose last steps reveal 8, 10 and 16
+#   codes at once (n = 144; docs/benchmarks.md, "Planned edits shipped, and 32 drawing steps");
 # - guidance g as the release applies it, (1+g)*cond - g*uncond, so 0 is none (LaVida-O
 #   `llava/eval/predict_t2i_edit.py:421-611`), below the release's: at its demo's 4
 #   (`llava/eval/1024_eval.yaml`) this model all but stops drawing objects, and its edits' image
