@@ -42,7 +42,7 @@ HELP = {"vq_steps": "VQ tokenizer training steps", "vision_steps": "vision pretr
                   "'color_qa=1@600' (mixes as --mix; at --lr)",
         "tune_steps": "tuning stage steps (0: none)",
         "tune_lr": "tuning stage's peak learning rate",
-        "tune_mix": "tuning stage's task shares, as --mix (default: the shipped weights' mix)",
+        "tune_mix": "tuning stage's task shares, as --mix (default: mix.TUNE_MIX)",
         "threads": "torch CPU threads"}
 
 

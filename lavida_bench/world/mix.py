@@ -30,10 +30,10 @@ GEN = "<|reserved_token_5|>"  # one per generated-image LLM position
 SOURCE = "<|reserved_token_6|>"  # one per source-image VQ position (editing)
 # task -> share of training examples; image generation dominates as in the release's stage 3
 MIX = {"t2i": 0.4, "edit": 0.12, "ground": 0.12, "understand": 0.14, "judge": 0.1, "plan": 0.12}
-# The tuning stage's default mix (`run.py`, `RunSettings.tune_mix`): the same tasks, plus the questions and captions phrased as the
-# benchmark adapters phrase them (`task_qa`, `dense_t2i`). The first stage's mix phrases them only
-# in the world's own words, and a micro model answers nothing in a phrasing it never saw
-# (docs/benchmarks.md, "The benchmarks' phrasings").
+# The tuning stage's default mix (`run.py`, `RunSettings.tune_mix`): the same tasks, plus the
+# questions and captions phrased as the benchmark adapters phrase them (`task_qa`, `dense_t2i`).
+# The first stage's mix phrases them only in the world's own words, and a micro model answers
+# nothing in a phrasing it never saw (docs/benchmarks.md, "The benchmarks' phrasings").
 TUNE_MIX = {"t2i": 0.3, "dense_t2i": 0.1, "edit": 0.1, "ground": 0.1, "understand": 0.1, "task_qa": 0.1,
             "judge": 0.1, "plan": 0.1}
 # Every task a mix may name: the tuning stage's, and those that teach one skill alone before the

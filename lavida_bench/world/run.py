@@ -67,7 +67,7 @@ class RunSettings:
     # (docs/benchmarks.md, "Ground first, then colour alone"). "" (no phases) is the default.
     phases: str = ""
     # The tuning stage (0 steps: none), its peak learning rate (warm-up and cosine as the first's)
-    # and its task shares (`mix.TUNE_MIX`, the shipped weights', by default)
+    # and its task shares (`mix.TUNE_MIX` by default; the shipped weights' own are in their train.json)
     tune_steps: int = 0
     tune_lr: float = 1e-4
     tune_mix: str = mix_text(TUNE_MIX)

@@ -312,7 +312,7 @@ def test_phases_run_between_the_first_and_the_tuning_stage_each_with_its_own_str
 
 
 def test_the_tune_mix_setting_gives_the_tuning_stages_shares() -> None:
-    """The default is TUNE_MIX in its order (the shipped weights' draws); a run's train.json from
+    """The default is TUNE_MIX in its order (earlier runs' draws); a run's train.json from
     before the setting existed reads back with it; any other mix is checked as `mix` is."""
     from lavida_bench.world.run import stages
 
